@@ -27,7 +27,7 @@ declare module "embedded:network/mqtt/client" {
     user?: string;
     password?: string | ArrayBuffer;
     clean?: boolean;
-    /** milliseconds */
+    /** milliseconds (Moddable also reads the spelling `keepAlive`) */
     keepalive?: number;
     will?: Will;
     dns: Record<string, any>;
@@ -35,7 +35,6 @@ declare module "embedded:network/mqtt/client" {
     onReadable?: (this: MQTTClient, count: number, options: ReadableOptions) => void;
     onWritable?: (this: MQTTClient, count: number) => void;
     onControl?: (this: MQTTClient, message: ControlMessage) => void;
-    onClose?: (this: MQTTClient) => void;
     onError?: (this: MQTTClient) => void;
   }
   export interface SubscribeItem {
@@ -55,6 +54,10 @@ declare module "embedded:network/mqtt/client" {
   export default class MQTTClient {
     constructor(options: Options);
     read(count?: number): ArrayBuffer | undefined;
+    /** fills `buffer` from the current payload; returns the bytes copied */
+    read(buffer: ArrayBuffer | Uint8Array): number;
+    get format(): "buffer";
+    set format(value: "buffer");
     write(data: ArrayBuffer | Uint8Array | null, options?: WriteOptions): number;
     close(): void;
     static readonly CONNECT: 1;

@@ -1,0 +1,7 @@
+// An error the CLI reports as one line and an exit code, without a stack trace.
+export class CliError extends Error {
+  constructor(message: string, readonly exitCode = 2) {
+    super(message);
+    this.name = "CliError";
+  }
+}

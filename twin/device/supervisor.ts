@@ -1,0 +1,154 @@
+// Runs one twin device: each boot is a fresh Node process (twin/device/boot.ts) over the device's
+// own flash file. A reboot request or a crash ends the process and the next boot starts, as a
+// reset does on the board; a power cut kills it where it stands.
+import { type ChildProcess, spawn } from "node:child_process";
+import { EventEmitter, once } from "node:events";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { PROJECT_ROOT } from "../runtime/manifest.ts";
+import { BootExit } from "./boot-exit.ts";
+
+export interface DeviceEvent {
+  readonly name: string;
+  readonly detail: Readonly<Record<string, unknown>>;
+  /** which boot of this device produced it, from 1 */
+  readonly boot: number;
+}
+
+export interface WaitOptions {
+  timeoutMs?: number;
+  where?: (event: DeviceEvent) => boolean;
+  /** only events from this boot number on */
+  fromBoot?: number;
+}
+
+export class DeviceTimeoutError extends Error {
+  constructor(device: string, what: string, timeoutMs: number, recent: readonly string[]) {
+    super(`twin device ${device}: no ${what} within ${timeoutMs} ms; last output:\n  ${recent.join("\n  ")}`);
+    this.name = "DeviceTimeoutError";
+  }
+}
+
+const BOOT_SCRIPT = join(PROJECT_ROOT, "twin", "device", "boot.ts");
+const KEEP_LINES = 200;
+
+export class TwinDevice extends EventEmitter {
+  readonly events: DeviceEvent[] = [];
+  #lines: string[] = [];
+  #child: ChildProcess | undefined;
+  #boots = 0;
+  #running = false;
+
+  constructor(readonly name: string, readonly stateDir: string) {
+    super();
+  }
+
+  get flashPath(): string {
+    return join(this.stateDir, "flash.bin");
+  }
+
+  get boots(): number {
+    return this.#boots;
+  }
+
+  get running(): boolean {
+    return this.#running;
+  }
+
+  /** The last lines the device printed (events and traces), newest last. */
+  get output(): readonly string[] {
+    return this.#lines;
+  }
+
+  start(): void {
+    if (this.#running) throw new Error(`twin device ${this.name} is already running`);
+    this.#running = true;
+    this.#boot();
+  }
+
+  /** Cuts power: the process dies mid-instruction and does not boot again until start(). */
+  async powerCut(): Promise<void> {
+    this.#running = false;
+    await this.#kill("SIGKILL");
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#kill("SIGTERM");
+  }
+
+  waitForEvent(name: string, options: WaitOptions = {}): Promise<DeviceEvent> {
+    const { timeoutMs = 20_000, where = () => true, fromBoot = 1 } = options;
+    const matches = (event: DeviceEvent) => event.name === name && event.boot >= fromBoot && where(event);
+    const seen = this.events.find(matches);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.off("event", listener);
+        reject(new DeviceTimeoutError(this.name, `"${name}" event`, timeoutMs, this.#lines.slice(-15)));
+      }, timeoutMs);
+      const listener = (event: DeviceEvent) => {
+        if (!matches(event)) return;
+        clearTimeout(timer);
+        this.off("event", listener);
+        resolve(event);
+      };
+      this.on("event", listener);
+    });
+  }
+
+  #boot(): void {
+    this.#boots += 1;
+    const boot = this.#boots;
+    const child = spawn(process.execPath, ["--import", "tsx", BOOT_SCRIPT], {
+      cwd: PROJECT_ROOT,
+      env: {
+        ...process.env,
+        ESPGUARD_TWIN_FLASH: this.flashPath,
+        ESPGUARD_TWIN_RUN: join(this.stateDir, "run"),
+        ESPGUARD_TWIN_DEVICE: this.name,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.#child = child;
+    createInterface({ input: child.stdout! }).on("line", (line) => this.#line(line, boot));
+    createInterface({ input: child.stderr! }).on("line", (line) => this.#line(line, boot));
+    child.on("exit", (code, signal) => {
+      if (this.#child === child) this.#child = undefined;
+      const reason = signal ?? (code === BootExit.reboot ? "reboot" : code === 0 ? "halt" : "crash");
+      this.emit("exit", { boot, code, signal, reason });
+      if (this.#running && (reason === "reboot" || reason === "crash")) this.#boot();
+      else this.#running = false;
+    });
+  }
+
+  #line(line: string, boot: number): void {
+    this.#lines.push(line);
+    if (this.#lines.length > KEEP_LINES) this.#lines.splice(0, this.#lines.length - KEEP_LINES);
+    if (!line.startsWith('{"espguard":')) {
+      this.emit("trace", line);
+      return;
+    }
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(line);
+    } catch {
+      this.emit("trace", line);
+      return;
+    }
+    const { espguard: name, ...detail } = parsed;
+    const event: DeviceEvent = { name: String(name), detail, boot };
+    this.events.push(event);
+    this.emit("event", event);
+  }
+
+  async #kill(signal: NodeJS.Signals): Promise<void> {
+    const child = this.#child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, "exit");
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
