@@ -96,26 +96,54 @@ export function requireMosquitto(t?: TestContext | SuiteContext): string {
 }
 
 export async function startMosquitto(opts: StartMosquittoOptions): Promise<RunningBroker> {
-  const binary = findMosquitto();
+  findMosquitto();
   const text = mosquittoConfig(opts.config);
   const confPath = join(opts.dir, "mosquitto.conf");
   const opensslPath = join(opts.dir, "openssl.cnf");
   await writeFile(confPath, text.conf);
   await writeFile(opts.config.files.aclFile, text.acl);
   await writeFile(opensslPath, text.opensslConf);
-  handFilesToBrokerAccount([opts.dir, confPath, opensslPath, ...Object.values(opts.config.files), opts.config.persistenceDir]);
-
   const host = opts.config.host === undefined || opts.config.host === "0.0.0.0" ? "127.0.0.1"
     : opts.config.host === "::" ? "::1" : opts.config.host;
-  const port = opts.config.port ?? DEFAULT_PORT;
-  const caPem = await readFile(opts.config.files.cafile, "utf8");
+  return launchMosquitto({
+    confPath,
+    opensslConfPath: opensslPath,
+    host,
+    port: opts.config.port ?? DEFAULT_PORT,
+    cafile: opts.config.files.cafile,
+    brokerFiles: [opts.dir, confPath, opensslPath, ...Object.values(opts.config.files), opts.config.persistenceDir],
+    ...(opts.startTimeoutMs === undefined ? {} : { startTimeoutMs: opts.startTimeoutMs }),
+  });
+}
+
+export interface LaunchMosquittoOptions {
+  /** A mosquitto.conf as written, e.g. by `espguard broker config`. */
+  confPath: string;
+  /** Exported as OPENSSL_CONF: what keeps the broker at exactly TLS 1.2 (see `mosquittoConfig`). */
+  opensslConfPath: string;
+  /** Where the listener accepts connections. */
+  host: string;
+  port: number;
+  cafile: string;
+  /** Folders and files the broker reads after dropping root (handed to its account when run as root). */
+  brokerFiles: (string | undefined)[];
+  /** Bound on start-up, default 10 s. */
+  startTimeoutMs?: number;
+}
+
+/** Runs mosquitto on a configuration already on disk and waits until its listener accepts connections. */
+export async function launchMosquitto(opts: LaunchMosquittoOptions): Promise<RunningBroker> {
+  const binary = findMosquitto();
+  handFilesToBrokerAccount(opts.brokerFiles);
+  const { host, port, confPath } = opts;
+  const caPem = await readFile(opts.cafile, "utf8");
   const timeoutMs = opts.startTimeoutMs ?? 10_000;
   let logs = "";
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
     const proc = spawn(binary, ["-c", confPath], {
-      env: { ...process.env, OPENSSL_CONF: opensslPath },
+      env: { ...process.env, OPENSSL_CONF: opts.opensslConfPath },
       stdio: ["ignore", "pipe", "pipe"],
     });
     // Readiness is judged on this run's output alone: after a restart, the previous run's
@@ -180,7 +208,7 @@ export interface TestBroker {
   dir: string;
   issueDevice(deviceId: string, validity?: Validity): Promise<Issued>;
   issueService(name: string, validity?: Validity): Promise<Issued>;
-  /** Adds the certificates to the broker's CRL and restarts it (mosquitto reads CRLs only at start). */
+  /** Adds the certificates to the broker's CRL and restarts it (a restart, unlike a reload, also cuts open sessions). */
   revoke(...certs: Issued[]): Promise<void>;
   /** Stops the broker and removes its folder. */
   stop(): Promise<void>;

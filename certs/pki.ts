@@ -4,7 +4,7 @@
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API
 // installed before the library module is evaluated.
 import "reflect-metadata";
-import { webcrypto, randomBytes } from "node:crypto";
+import { createPrivateKey, createPublicKey, webcrypto, randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import * as x509 from "@peculiar/x509";
 import { AsnConvert } from "@peculiar/asn1-schema";
@@ -86,7 +86,13 @@ export async function createCa(opts: { commonName: string } & Validity): Promise
 
 export async function issueServerCert(
   ca: Issued,
-  opts: { commonName: string; dnsNames: string[]; ipAddresses: string[] } & Validity,
+  opts: {
+    commonName: string;
+    dnsNames: string[];
+    ipAddresses: string[];
+    /** Certify this RSA key (PKCS#8 DER) instead of a new one: re-issuing keeps the devices' SPKI pins valid. */
+    keyPkcs8Der?: Uint8Array;
+  } & Validity,
 ): Promise<Issued> {
   assertCommonName(opts.commonName);
   for (const name of opts.dnsNames) assertDnsName(name);
@@ -100,8 +106,9 @@ export async function issueServerCert(
   // Without names the certificate carries no SAN at all: a CN-only certificate that strict
   // clients (Moddable, the twin) must refuse, which negative tests need.
   const san = names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names, false)] : [];
+  const keys = opts.keyPkcs8Der === undefined ? await generateRsa() : await importKeyPair(opts.keyPkcs8Der);
   return issueLeaf(ca, opts.commonName, opts, x509.ExtendedKeyUsage.serverAuth,
-    x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, san);
+    x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, san, keys);
 }
 
 export async function issueDeviceCert(ca: Issued, opts: { deviceId: string } & Validity): Promise<Issued> {
@@ -192,10 +199,11 @@ async function issueLeaf(
   eku: x509.ExtendedKeyUsage,
   keyUsage: x509.KeyUsageFlags,
   extra: x509.Extension[],
+  keys?: CryptoKeyPair,
 ): Promise<Issued> {
   const validity = resolveValidity(validityOpts, YEAR_MS);
   const caCert = new x509.X509Certificate(bytes(ca.certDer));
-  const keys = await generateRsa();
+  keys ??= await generateRsa();
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: randomSerial(),
     subject: [{ CN: [commonName] }],
@@ -218,6 +226,23 @@ async function issueLeaf(
 
 function generateRsa(): Promise<CryptoKeyPair> {
   return webcrypto.subtle.generateKey(RSA_KEYGEN, true, ["sign", "verify"]);
+}
+
+/** A fresh RSA-2048 private key, PKCS#8 DER: the broker's backup key, certified only once it is promoted. */
+export async function generateRsaKeyPkcs8(): Promise<Uint8Array> {
+  const keys = await generateRsa();
+  return new Uint8Array(await webcrypto.subtle.exportKey("pkcs8", keys.privateKey));
+}
+
+async function importKeyPair(pkcs8: Uint8Array): Promise<CryptoKeyPair> {
+  try {
+    const spki = createPublicKey(createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" })).export({ type: "spki", format: "der" });
+    const privateKey = await webcrypto.subtle.importKey("pkcs8", bytes(pkcs8), RSA_KEYGEN, true, ["sign"]);
+    const publicKey = await webcrypto.subtle.importKey("spki", bytes(spki), RSA_KEYGEN, true, ["verify"]);
+    return { privateKey, publicKey };
+  } catch (cause) {
+    throw new PkiError("the server key is not an RSA PKCS#8 key; it must be the RSA-2048 key the device's TLS can use", { cause });
+  }
 }
 
 async function importSigningKey(ca: Issued): Promise<CryptoKey> {

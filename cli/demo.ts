@@ -1,84 +1,57 @@
-// `espguard demo`: the whole story on loopback. Today: a fresh CA, mosquitto with the generated
-// TLS-only configuration, and one provisioned twin device that boots, reaches the broker over
-// mutual TLS and reads its own message back. Ctrl-C cleans up at any point.
+// `espguard demo` (`npm start`): runs demo/story.ts and owns its lifetime. Ctrl-C (or SIGTERM) at
+// any moment stops what the story started and removes its folders before the process exits.
 import { Command } from "commander";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { MosquittoMissingError, startTestBroker, type TestBroker } from "../broker/mosquitto.ts";
-import { ConfigKey } from "../modules/link/device-config.ts";
-import { createTwinDevice } from "../twin/device/provision.ts";
-import type { TwinDevice } from "../twin/device/supervisor.ts";
-import { bundleFirmware } from "../twin/runtime/bundle.ts";
+import { MosquittoMissingError } from "../broker/mosquitto.ts";
+import { runDemo } from "../demo/story.ts";
+import { DemoInterrupted, Teardown } from "../demo/teardown.ts";
+import { positiveInteger } from "./certs.ts";
 import { CliError } from "./errors.ts";
 
-function say(step: string): void {
-  process.stdout.write(`• ${step}\n`);
-}
+// After teardown the story may still be waiting on a device step that will never come; give late
+// starts this long to be stopped by the teardown, then leave.
+const SETTLE_MS = 3000;
 
-function arrayBuffer(bytes: Uint8Array): ArrayBuffer {
-  return new Uint8Array(bytes).buffer;
-}
-
-export async function runDemo(options: { timeoutMs: number }): Promise<void> {
-  const stateDir = mkdtempSync(join(tmpdir(), "espguard-demo-"));
-  let broker: TestBroker | undefined;
-  let device: TwinDevice | undefined;
-  const cleanup = async () => {
-    await device?.stop();
-    await broker?.stop();
-    rmSync(stateDir, { recursive: true, force: true });
-  };
-  const interrupted = new Promise<never>((_, reject) => {
-    process.once("SIGINT", () => reject(new CliError("interrupted; cleaned up", 130)));
+async function run(options: { timeout: number; deadline: number }): Promise<void> {
+  const teardown = new Teardown();
+  let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+  // Stays installed: later writes to the closed pipe fail the same way and must not crash teardown.
+  const onPipeError = (): void => onSignal?.("SIGPIPE");
+  const interrupted = new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = resolve;
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+    // `npm start | head`: the reader went away; clean up as for Ctrl-C rather than die mid-story.
+    process.stdout.on("error", onPipeError);
   });
-  try {
-    await Promise.race([interrupted, (async () => {
-      say("creating a private CA and a broker certificate, starting mosquitto (TLS 1.2 only, client certificates required)");
-      try {
-        broker = await startTestBroker({ echo: true });
-      } catch (error) {
-        if (error instanceof MosquittoMissingError) throw new CliError(error.message);
-        throw error;
-      }
-      say(`mosquitto listening on ${broker.broker.host}:${broker.broker.port}; nothing on 1883`);
-      say("building the firmware bundle from main.ts");
-      const bundle = await bundleFirmware({ format: "esm" });
-      const deviceId = "demo-1";
-      say(`issuing ${deviceId}'s RSA-2048 certificate (CN=${deviceId}) and provisioning its flash`);
-      const identity = await broker.issueDevice(deviceId);
-      device = createTwinDevice({
-        name: deviceId,
-        stateDir: join(stateDir, deviceId),
-        bundle,
-        preferences: {
-          [ConfigKey.deviceId]: deviceId,
-          [ConfigKey.brokerHost]: broker.broker.host,
-          [ConfigKey.brokerPort]: broker.broker.port,
-          [ConfigKey.ca]: arrayBuffer(broker.ca.certDer),
-          [ConfigKey.cert]: arrayBuffer(identity.certDer),
-          [ConfigKey.key]: arrayBuffer(identity.keyPkcs8Der),
-          [ConfigKey.selfTest]: true,
-        },
-      });
-      device.on("event", (event) => say(`${deviceId}: ${event.name} ${JSON.stringify(event.detail)}`));
-      device.start();
-      await device.waitForEvent("broker-reached", { timeoutMs: options.timeoutMs });
-      await device.waitForEvent("message", { timeoutMs: options.timeoutMs });
-      say(`${deviceId} reached the broker over mutual TLS and read its own message back`);
-    })()]);
-  } finally {
-    await cleanup();
+  const story = runDemo({ stepTimeoutMs: options.timeout, bootDeadlineMs: options.deadline }, teardown);
+  const outcome = await Promise.race([
+    story.then(() => ({ ok: true as const }), (error: unknown) => ({ ok: false as const, error })),
+    interrupted.then((signal) => ({ ok: false as const, error: new DemoInterrupted(), signal })),
+  ]);
+  process.off("SIGINT", onSignal!);
+  process.off("SIGTERM", onSignal!);
+  if ("signal" in outcome) process.stdout.write(`\n${outcome.signal}: stopping devices, verifier and mosquitto, removing temp folders\n`);
+  await teardown.run();
+  if (teardown.failures.length > 0) process.stderr.write(`espguard demo: cleanup trouble:\n  ${teardown.failures.join("\n  ")}\n`);
+  if (outcome.ok) return;
+  const { error } = outcome;
+  if ("signal" in outcome || error instanceof DemoInterrupted) {
+    await Promise.race([story.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, SETTLE_MS).unref())]);
+    process.stdout.write("stopped; nothing left running\n");
+    // Pending device waits hold timers for up to a step timeout; an interrupted demo exits now.
+    process.exit(130);
   }
+  // The failed step's siblings may still be waiting on devices that are gone; once the error is
+  // reported, do not let their timers hold the process.
+  setTimeout(() => process.exit(), SETTLE_MS).unref();
+  if (error instanceof MosquittoMissingError) throw new CliError(error.message);
+  throw error;
 }
 
 export function demoCommand(): Command {
   return new Command("demo")
-    .description("run the twin demo on loopback: broker, provisioned device, mutual TLS")
-    .option("--timeout <ms>", "how long to wait for each device step", "30000")
-    .action(async (options: { timeout: string }) => {
-      const timeoutMs = Number(options.timeout);
-      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new CliError(`--timeout must be a positive number of milliseconds, got ${options.timeout}`);
-      await runDemo({ timeoutMs });
-    });
+    .description("the whole story on loopback: CA, mosquitto, 3 twin devices, signed telemetry and its verifier, injected attacks, OTA v2, rolled-back v3")
+    .option("--timeout <ms>", "bound on each device step", positiveInteger("--timeout"), 60_000)
+    .option("--deadline <ms>", "boot-guard deadline provisioned for the demo (firmware default 30000)", positiveInteger("--deadline"), 10_000)
+    .action((options: { timeout: number; deadline: number }) => run(options));
 }

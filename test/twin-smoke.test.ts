@@ -58,6 +58,8 @@ async function bootDevice(target: TestBroker, deviceId: string): Promise<TwinDev
       [ConfigKey.cert]: toArrayBuffer(identity.certDer),
       [ConfigKey.key]: toArrayBuffer(identity.keyPkcs8Der),
       [ConfigKey.selfTest]: true,
+      // provisioning time: with no NTP server reachable it is the device's clock
+      [ConfigKey.timeFloor]: Math.floor(Date.now() / 1000),
     },
   });
   devices.push(device);
@@ -89,7 +91,7 @@ describe("twin device against a real mosquitto", () => {
     const target = await broker({ dnsNames: [], ipAddresses: [] });
     const device = await bootDevice(target, "smoke-cn");
     const down = await device.waitForEvent("link-down");
-    assert.equal(down.detail.reason, "tls name-mismatch");
+    assert.equal(down.detail.reason, "name-mismatch");
     assert.equal(device.events.some((e) => e.name === "broker-reached"), false);
   });
 });

@@ -3,6 +3,8 @@
 import Preference from "preference";
 import config from "mc/config";
 import { type DeviceId, isDeviceId, DEVICE_ID_RULE } from "identity/device-id";
+import { PinError, parsePins } from "pins/spki-pin";
+import { SntpError, parseServers, type SntpServer } from "time/sntp";
 
 export interface DeviceConfig {
   readonly deviceId: DeviceId;
@@ -16,6 +18,10 @@ export interface DeviceConfig {
   readonly keyDer: ArrayBuffer;
   /** burn-in check: read back one's own telemetry (needs a broker ACL that allows it) */
   readonly selfTest: boolean;
+  /** base64 SPKI SHA-256 pins of the broker key, primary first; absent = the CA alone is trusted */
+  readonly pins: readonly string[] | undefined;
+  /** NTP servers: provisioned, else the manifest's config.espguard.ntpServers */
+  readonly ntpServers: readonly SntpServer[];
 }
 
 /** NVS keys (≤ 15 characters each) inside the firmware's Preference domain. */
@@ -27,6 +33,16 @@ export const ConfigKey = Object.freeze({
   cert: "cert",
   key: "key",
   selfTest: "selftest",
+  /** broker SPKI pins, "primary backup" (base64, space separated) */
+  pins: "pins",
+  /** NTP servers, "host[:port] …" */
+  ntp: "ntp",
+  /** time floor, seconds since the epoch (int32): provisioning time, then moved forward by the link */
+  timeFloor: "time_floor",
+  /** telemetry key id (telemetry/reporter) */
+  hmacKid: "hmac_kid",
+  /** telemetry HMAC key, 32 bytes from HKDF over the fleet secret (certs/telemetry-key.ts) */
+  hmacKey: "hmac_key",
 } as const);
 
 export class DeviceConfigError extends Error {
@@ -65,6 +81,8 @@ export function readDeviceConfig(): DeviceConfig {
   if (typeof brokerPort !== "number" || !Number.isInteger(brokerPort) || brokerPort < 1 || brokerPort > 65535)
     throw new DeviceConfigError(ConfigKey.brokerPort, brokerPort === undefined ? "missing" : "not a TCP port number");
   const selfTest = Preference.get(domain, ConfigKey.selfTest);
+  const pins = Preference.get(domain, ConfigKey.pins);
+  const ntp = Preference.get(domain, ConfigKey.ntp);
   return Object.freeze({
     deviceId,
     brokerHost: stringValue(domain, ConfigKey.brokerHost),
@@ -73,5 +91,21 @@ export function readDeviceConfig(): DeviceConfig {
     certDer: bytesValue(domain, ConfigKey.cert),
     keyDer: bytesValue(domain, ConfigKey.key),
     selfTest: selfTest === true,
+    pins: pins === undefined ? undefined : parsed(ConfigKey.pins, () => parsePins(typeof pins === "string" ? pins : "")),
+    ntpServers: parsed(ConfigKey.ntp, () => parseServers(typeof ntp === "string" ? ntp : defaultNtpServers())),
   });
+}
+
+function defaultNtpServers(): string {
+  const servers = (config.espguard as { ntpServers?: unknown } | undefined)?.ntpServers;
+  return Array.isArray(servers) ? servers.join(" ") : "";
+}
+
+function parsed<T>(key: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof PinError || error instanceof SntpError) throw new DeviceConfigError(key, error.message);
+    throw error;
+  }
 }

@@ -73,7 +73,7 @@ function publicPoint(spki: Uint8Array): Uint8Array {
     throw new OtaKeyError(`a P-256 public key is a ${P256_SPKI_SIZE}-byte DER SubjectPublicKeyInfo, got ${spki.length} bytes ` +
       `(export it with: openssl pkey -pubin -in key.pub.pem -outform DER)`);
   try {
-    const outer = new BER(spki.slice().buffer);
+    const outer = new BER(new Uint8Array(spki).buffer);
     const info = new BER(outer.getSequence());
     if (outer.readable !== 0) throw new OtaKeyError("bytes follow the SubjectPublicKeyInfo");
     const algorithm = new BER(info.getSequence());
@@ -116,6 +116,6 @@ export class TrustedKey {
   verify(digest: ArrayBuffer, signature: Uint8Array): boolean {
     if (!isCheckedSignature(signature)) return false;
     // A copy of exactly 64 bytes: the board's verify slices r and s out of what it is given.
-    return this.#ecdsa.verify(digest, signature.slice().buffer);
+    return this.#ecdsa.verify(digest, new Uint8Array(signature).buffer);
   }
 }

@@ -19,7 +19,7 @@ export class EnvelopeKeyError extends Error {
 
 export function isSigHex(value: unknown): value is SigHex {
   if (typeof value !== "string" || value.length !== SIG_HEX_LENGTH) return false;
-  // A loop, not a regular expression: this runs on every received message and is twice as fast.
+  // a loop, not a regular expression: this runs on every message the verifier receives
   for (let i = 0; i < SIG_HEX_LENGTH; i++) {
     const unit = value.charCodeAt(i);
     if (!((unit >= 0x30 && unit <= 0x39) || (unit >= 0x61 && unit <= 0x66))) return false;

@@ -113,8 +113,8 @@ export function pythonFloatRepr(value: number): string {
   if (magnitude === 0) return sign + "0.0";
   const checkable = magnitude >= MIN_NORMAL && magnitude < TIE_FREE_LIMIT;
   const text = String(magnitude);
-  // The common reading, e.g. 23.5: at most 15 digits with a fraction, between 1e-4 and 1e15,
-  // where both languages write it alike once it is proven the shortest.
+  // The common reading, e.g. 23.5: at most 15 digits with a fraction, from 1e-4 up, where both
+  // languages write it alike once it is proven the shortest.
   if (checkable && text.length <= 16 && text.indexOf("e") < 0 && text.indexOf(".") > 0 && !text.startsWith("0.0000") &&
     Number(text) === magnitude) return sign + text;
 

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { PROJECT_ROOT } from "../runtime/manifest.ts";
 import { BootExit } from "./boot-exit.ts";
+import { isRadioMessage, isRadioReady, RADIO_ENV, type RadioMessage, type RadioState } from "./radio.ts";
 
 export interface DeviceEvent {
   readonly name: string;
@@ -29,6 +30,18 @@ export class DeviceTimeoutError extends Error {
   }
 }
 
+/** The device's Wi-Fi radio, as a test or the demo drives it. */
+export interface RadioControl {
+  readonly state: RadioState;
+  /** Drops the association: the firmware sees Wi-Fi disconnect and its open sockets fail. */
+  cut(): Promise<void>;
+  /** The network is in range again; the firmware has to join it itself. */
+  restore(): Promise<void>;
+}
+
+/** Longest wait for a running boot to apply a radio change. */
+const RADIO_ACK_MS = 5000;
+
 const BOOT_SCRIPT = join(PROJECT_ROOT, "twin", "device", "boot.ts");
 const KEEP_LINES = 200;
 
@@ -38,6 +51,18 @@ export class TwinDevice extends EventEmitter {
   #child: ChildProcess | undefined;
   #boots = 0;
   #running = false;
+  #radio: RadioState = "up";
+  /** the running boot listens for radio messages */
+  #radioReady = false;
+
+  /** Up at first; the state carries over every reboot, as the access point does. */
+  readonly radio: RadioControl = ((device: TwinDevice) => Object.freeze({
+    get state(): RadioState {
+      return device.#radio;
+    },
+    cut: () => device.#setRadio("down"),
+    restore: () => device.#setRadio("up"),
+  }))(this);
 
   constructor(readonly name: string, readonly stateDir: string) {
     super();
@@ -107,10 +132,19 @@ export class TwinDevice extends EventEmitter {
         ESPGUARD_TWIN_FLASH: this.flashPath,
         ESPGUARD_TWIN_RUN: join(this.stateDir, "run"),
         ESPGUARD_TWIN_DEVICE: this.name,
+        [RADIO_ENV]: this.#radio,
       },
-      stdio: ["ignore", "pipe", "pipe"],
+      // the IPC channel carries the radio control (twin/device/radio.ts)
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
     this.#child = child;
+    this.#radioReady = false;
+    child.on("message", (message) => {
+      if (!isRadioReady(message) || this.#child !== child) return;
+      this.#radioReady = true;
+      // the state may have changed since the boot read it from its environment
+      this.#sendRadio(child, this.#radio);
+    });
     createInterface({ input: child.stdout! }).on("line", (line) => this.#line(line, boot));
     createInterface({ input: child.stderr! }).on("line", (line) => this.#line(line, boot));
     child.on("exit", (code, signal) => {
@@ -140,6 +174,37 @@ export class TwinDevice extends EventEmitter {
     const event: DeviceEvent = { name: String(name), detail, boot };
     this.events.push(event);
     this.emit("event", event);
+  }
+
+  #sendRadio(child: ChildProcess, state: RadioState): void {
+    // a failed send means the channel closed: the boot is ending and takes its sockets with it
+    child.send({ radio: state } satisfies RadioMessage, () => {});
+  }
+
+  async #setRadio(state: RadioState): Promise<void> {
+    this.#radio = state;
+    const child = this.#child;
+    if (!child?.connected) return;
+    const applied = new Promise<void>((resolve, reject) => {
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        child.off("message", onMessage);
+        child.off("exit", onExit);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onMessage = (message: unknown) => {
+        if (isRadioMessage(message) && message.radio === state) done();
+      };
+      // a boot that ends meanwhile takes its sockets with it; the next one starts with the new state
+      const onExit = () => done();
+      const timer = setTimeout(() => done(new DeviceTimeoutError(this.name, `acknowledgement of radio ${state}`, RADIO_ACK_MS, this.#lines.slice(-15))), RADIO_ACK_MS);
+      child.on("message", onMessage);
+      child.on("exit", onExit);
+    });
+    // a boot still starting gets the state when it reports ready
+    if (this.#radioReady) this.#sendRadio(child, state);
+    await applied;
   }
 
   async #kill(signal: NodeJS.Signals): Promise<void> {

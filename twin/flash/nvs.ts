@@ -337,8 +337,8 @@ export class NvsPartition {
   readonly #strict: boolean;
   readonly #pages: Page[] = [];
   /** pages in use, oldest sequence number first; the last one takes new items */
-  #used: Page[] = [];
-  #free: Page[] = [];
+  readonly #used: Page[] = [];
+  readonly #free: Page[] = [];
   #seq = 0;
   readonly #namespaces = new Map<string, number>();
   readonly #issues: string[] = [];

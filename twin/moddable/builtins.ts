@@ -28,4 +28,10 @@ export const BUILTINS: Readonly<Record<string, Builtin>> = Object.freeze({
   "embedded:io/socket/tcp/tls": { twin: "./socket-tls.ts", include: "$(MODDABLE)/examples/io/tcp/tlssocket/manifest.json" },
   "embedded:network/dns/resolver/udp": { twin: "./dns-resolver.ts", include: "$(MODDABLE)/examples/io/tcp/mqttclient/manifest_mqttclient.json" },
   "embedded:network/mqtt/client": { twin: "./mqtt-client.ts", include: "$(MODDABLE)/examples/io/tcp/mqttclient/manifest_mqttclient.json" },
+  "embedded:network/http/client": { twin: "./http-client.ts", include: "$(MODDABLE)/examples/io/tcp/httpclient/manifest_httpclient.json" },
+  "embedded:storage/flash": { twin: "./storage-flash.ts", include: "$(MODDABLE)/modules/io/flash/manifest.json" },
+  "embedded:update": { twin: "./update.ts", include: "$(MODDABLE)/modules/io/update/manifest.json" },
+  "wifi": { twin: "./wifi.ts", include: "$(MODDABLE)/modules/network/wifi/manifest.json" },
+  "net": { twin: "./net.ts", include: "$(MODDABLE)/examples/manifest_net.json" },
+  "espguard/ota-state": { twin: "./ota-state.ts", include: "./modules/platform/esp32/manifest.json" },
 });

@@ -5,6 +5,7 @@
 // than by querying `servers` over UDP, so a twin device needs no reachable DNS server.
 import { lookup } from "node:dns";
 import { isIPv4 } from "node:net";
+import { radio } from "../device/radio.ts";
 
 export class DnsResolverError extends Error {
   override name = "DnsResolverError";
@@ -67,8 +68,13 @@ export default class Resolver {
       setImmediate(() => resolved(host));
       return;
     }
+    // with the radio cut no query reaches a server
+    if (!radio.up) {
+      setImmediate(failed);
+      return;
+    }
     lookup(host, { family: 4 }, (error, address) => {
-      if (error || !isIPv4(address)) failed();
+      if (error || !radio.up || !isIPv4(address)) failed();
       else resolved(address);
     });
   }

@@ -1,5 +1,9 @@
 // Moddable's "hmac" (modules/crypt/etc/hmac.js) on node:crypto. The board's HMAC runs inside the
 // Digest it is given, so the twin takes that Digest away from other use; its output equals Node's.
+//
+// One-shot SHA-256 MACs (process()) are the verifier's hot path, where node:crypto's per-call
+// object setup costs more than hashing ~150 bytes. There the twin keeps the key's padded inner and
+// outer SHA-256 states, as RFC 2104 §4 suggests, and runs only the message's blocks in JS.
 import { createHmac, type Hmac } from "node:crypto";
 import type { Digest } from "./crypt.ts";
 import { CryptStateError, describe, type DigestKind, lendDigest, ModdableBugError, readableBytes, toArrayBuffer } from "./crypt-support.ts";
@@ -16,9 +20,99 @@ function keyBytes(key: unknown): Uint8Array {
     `(on the board a string or DataView key silently becomes an empty key)`);
 }
 
+// FIPS 180-4 §4.2.2
+const K = Int32Array.from([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01,
+  0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc,
+  0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+  0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08,
+  0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+  0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+const IV = Int32Array.from([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
+const BLOCK = 64;
+const w = new Int32Array(64);
+
+function compress(state: Int32Array, bytes: Uint8Array, at: number): void {
+  for (let i = 0; i < 16; i++, at += 4) w[i] = (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
+  for (let i = 16; i < 64; i++) {
+    const x = w[i - 15]!, y = w[i - 2]!;
+    w[i] = (((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3)) + w[i - 7]! +
+      (((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10)) + w[i - 16]! | 0;
+  }
+  let a = state[0]!, b = state[1]!, c = state[2]!, d = state[3]!, e = state[4]!, f = state[5]!, g = state[6]!, h = state[7]!;
+  for (let i = 0; i < 64; i++) {
+    const t1 = h + (((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7))) + ((e & f) ^ (~e & g)) + K[i]! + w[i]! | 0;
+    const t2 = (((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10))) + ((a & b) ^ (a & c) ^ (b & c)) | 0;
+    h = g; g = f; f = e; e = d + t1 | 0; d = c; c = b; b = a; a = t1 + t2 | 0;
+  }
+  state[0] = state[0]! + a | 0; state[1] = state[1]! + b | 0; state[2] = state[2]! + c | 0; state[3] = state[3]! + d | 0;
+  state[4] = state[4]! + e | 0; state[5] = state[5]! + f | 0; state[6] = state[6]! + g | 0; state[7] = state[7]! + h | 0;
+}
+
+const tail = new Uint8Array(2 * BLOCK);
+const running = new Int32Array(8);
+
+/** Hashes `bytes` on from `state` (which has absorbed `prefix` whole blocks) and writes the digest big-endian to `out`. */
+function finish(state: Int32Array, prefix: number, bytes: Uint8Array, out: Uint8Array): void {
+  running.set(state);
+  const length = bytes.length;
+  const whole = length - (length % BLOCK);
+  for (let at = 0; at < whole; at += BLOCK) compress(running, bytes, at);
+  const rest = length - whole;
+  for (let i = 0; i < rest; i++) tail[i] = bytes[whole + i]!;
+  tail[rest] = 0x80;
+  const end = rest + 9 > BLOCK ? 2 * BLOCK : BLOCK;
+  for (let i = rest + 1; i < end - 5; i++) tail[i] = 0;
+  const bits = (prefix + length) * 8;
+  tail[end - 5] = bits / 2 ** 32;
+  tail[end - 4] = bits >>> 24; tail[end - 3] = bits >>> 16; tail[end - 2] = bits >>> 8; tail[end - 1] = bits;
+  compress(running, tail, 0);
+  if (end > BLOCK) compress(running, tail, BLOCK);
+  for (let i = 0; i < 8; i++) {
+    const v = running[i]!;
+    out[4 * i] = v >>> 24; out[4 * i + 1] = v >>> 16; out[4 * i + 2] = v >>> 8; out[4 * i + 3] = v;
+  }
+}
+
+/** The SHA-256 states after the key's inner and outer pads (RFC 2104 §4: computed once per key). */
+function padStates(key: Uint8Array): { inner: Int32Array; outer: Int32Array } {
+  const block = new Uint8Array(BLOCK);
+  if (key.length > BLOCK) {
+    const hashed = new Uint8Array(32);
+    finish(IV, 0, key, hashed);
+    block.set(hashed);
+  } else block.set(key);
+  const pad = (byte: number): Int32Array => {
+    const state = IV.slice();
+    compress(state, block.map((b) => b ^ byte), 0);
+    return state;
+  };
+  return { inner: pad(0x36), outer: pad(0x5c) };
+}
+
+let scratch = new Uint8Array(1024);
+
+// A string's bytes: ASCII without U+0000 is copied straight (its UTF-8 is itself); anything else
+// goes through readableBytes, which also refuses what XS would hash differently.
+function messageBytes(data: Data): Uint8Array {
+  if (typeof data !== "string") return readableBytes(data, "HMAC.update", true);
+  if (scratch.length < data.length) scratch = new Uint8Array(2 * data.length);
+  for (let i = 0; i < data.length; i++) {
+    const unit = data.charCodeAt(i);
+    if (unit === 0 || unit > 0x7f) return readableBytes(data, "HMAC.update", true);
+    scratch[i] = unit;
+  }
+  return scratch.subarray(0, data.length);
+}
+
+const innerDigest = new Uint8Array(32);
+
 export default class HMAC {
   readonly #kind: DigestKind;
   #key: Uint8Array = new Uint8Array(0);
+  #pads: { inner: Int32Array; outer: Int32Array } | undefined;
   // undefined once closed: the board's close() leaves its Digest finalised, so update() or
   // close() again without reset() would return a wrong MAC.
   #mac: Hmac | undefined;
@@ -37,6 +131,7 @@ export default class HMAC {
 
   init(key: ArrayBuffer | Uint8Array): void {
     this.#key = keyBytes(key);
+    this.#pads = this.#kind.name === "SHA256" ? padStates(this.#key) : undefined;
     this.reset();
   }
 
@@ -56,9 +151,18 @@ export default class HMAC {
   }
 
   process(...data: Data[]): ArrayBuffer {
-    this.reset();
-    this.update(...data);
-    return this.close();
+    if (this.#pads === undefined || data.length !== 1) {
+      this.reset();
+      this.update(...data);
+      return this.close();
+    }
+    const message = messageBytes(data[0]!);
+    const mac = new Uint8Array(32);
+    finish(this.#pads.inner, BLOCK, message, innerDigest);
+    finish(this.#pads.outer, BLOCK, innerDigest, mac);
+    // as after close(): the board's Digest is left finalised
+    this.#mac = undefined;
+    return mac.buffer;
   }
 
   // On the board both call this.write, which HMAC does not have.

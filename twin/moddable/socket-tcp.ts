@@ -11,6 +11,7 @@
 // - callbacks run with `this` = the socket; an exception escaping one aborts the VM on the board,
 //   so here it escapes to Node as an uncaught exception.
 import { Socket, isIPv4 } from "node:net";
+import { radio, RadioError } from "../device/radio.ts";
 
 /**
  * Bytes of send buffer (lwIP TCP_SND_BUF). Moddable configures 8192 on the ESP32 and 5744 on
@@ -151,8 +152,13 @@ export default class TCP {
       if (this.#triggerable & READABLE && connection.chunks.length) triggered |= READABLE;
       connection.triggered = 0;
       if (triggered) this.#trigger(triggered);
-    } else {
+    } else if (radio.up) {
+      radio.track(connection.socket);
       connection.socket.connect({ host: connection.remoteAddress, port: connection.remotePort, family: 4 });
+    } else {
+      // no association, no route: the connection fails as one the network dropped
+      const socket = connection.socket;
+      setImmediate(() => socket.destroy(new RadioError("no Wi-Fi association: the twin radio is cut")));
     }
   }
 

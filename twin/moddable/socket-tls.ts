@@ -22,7 +22,7 @@ import { isIP } from "node:net";
 import { deviceNow } from "./device-clock.ts";
 import {
   type CipherSuite, DEVICE_CURVE, DEVICE_CURVE_ID, DEVICE_SIGALGS, TlsError, checkDates, deviceCipherSuites,
-  parseCertificate, parseClientKey, recordBytes, verifyServerChain,
+  parseCertificate, pinsProblem, parseClientKey, recordBytes, verifyPins, verifyServerChain,
 } from "./tls-profile.ts";
 
 export { TlsError, type TlsFailure } from "./tls-profile.ts";
@@ -62,6 +62,8 @@ export interface SecureOptions {
   verify?: boolean;
   /** the TLS socket forces 0x303 whatever is passed */
   protocolVersion?: number;
+  /** base64 SPKI SHA-256 pins, one of which the leaf's key must match (read by the pinned ssl/cert) */
+  pins?: readonly string[];
 }
 
 interface TcpSocket {
@@ -102,7 +104,7 @@ interface CachedSession {
 // ssl_cache.js: one session for the whole device, keyed by server name.
 let cachedSession: CachedSession | undefined;
 
-const SECURE_KEYS = new Set(["certificate", "clientCertificates", "clientKey", "serverName", "cache", "verify", "protocolVersion"]);
+const SECURE_KEYS = new Set(["certificate", "clientCertificates", "clientKey", "serverName", "cache", "verify", "protocolVersion", "pins"]);
 
 const ALERTS: Record<number, string> = {
   10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow", 40: "handshake_failure", 42: "bad_certificate",
@@ -200,6 +202,7 @@ export default class TLSSocket {
   #serverName: string;
   #trusted: Bytes | undefined;
   #verify: boolean;
+  #pins: readonly string[] | undefined;
   #cache: boolean;
   #hasClientCertificate: boolean;
   #suites: readonly CipherSuite[];
@@ -255,6 +258,11 @@ export default class TLSSocket {
       throw new TlsError("no-server-name", "give the TLS socket a host (or secure.serverName): Moddable checks the server certificate against it and fails without one");
     this.#serverName = secure.serverName;
     this.#verify = secure.verify ?? true;
+    if (secure.pins !== undefined) {
+      const problem = pinsProblem(secure.pins);
+      if (problem) throw new TlsSocketError("invalid", problem);
+      this.#pins = Object.freeze(secure.pins.map(String));
+    }
     this.#cache = secure.cache === undefined || Boolean(secure.cache);
     if (secure.certificate !== undefined) {
       if (Array.isArray(secure.certificate))
@@ -582,6 +590,7 @@ export default class TLSSocket {
       if (this.#verify) {
         try {
           verifyServerChain(this.#chain, this.#trusted!, this.#serverName, deviceNow());
+          if (this.#pins) verifyPins(this.#chain[0], this.#pins);
         } catch (error) {
           if (cachedSession === cached) cachedSession = undefined;
           fail(error as TlsError);
@@ -612,6 +621,7 @@ export default class TLSSocket {
           offset += 3 + size;
         }
         if (this.#verify) verifyServerChain(chain, this.#trusted!, this.#serverName, deviceNow());
+        if (this.#pins) verifyPins(chain[0], this.#pins);
         this.#chain = chain;
         return;
       }

@@ -1,6 +1,7 @@
 // ECMA-419 UDP socket (Moddable's `embedded:io/socket/udp`) over node:dgram: onReadable reports
 // whole datagrams queued, read() returns one with its sender's address and port.
 import { createSocket, type Socket } from "node:dgram";
+import { radio } from "../device/radio.ts";
 
 type Packet = ArrayBuffer & { address: string; port: number };
 
@@ -24,6 +25,7 @@ export default class UDP {
     const socket = createSocket("udp4");
     this.#socket = socket;
     socket.on("message", (message, remote) => {
+      if (!radio.up) return;
       const packet = message.buffer.slice(message.byteOffset, message.byteOffset + message.byteLength) as Packet;
       packet.address = remote.address;
       packet.port = remote.port;
@@ -51,6 +53,8 @@ export default class UDP {
     const socket = this.#open("write");
     if (typeof address !== "string" || !Number.isInteger(port) || port < 1 || port > 65535)
       throw new TypeError("UDP write: needs a buffer, an IPv4 address string and a port 1–65535");
+    // with the radio cut a datagram goes nowhere; the sender's own timeout notices
+    if (!radio.up) return;
     socket.send(buffer instanceof Uint8Array ? buffer : new Uint8Array(buffer), port, address);
   }
 

@@ -6,6 +6,8 @@ import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { BasicConstraints, Certificate, SubjectAlternativeName, id_ce_basicConstraints, id_ce_subjectAltName } from "@peculiar/asn1-x509";
 import config from "./mc-config.ts";
+import { loadManifest } from "../runtime/manifest.ts";
+import { PinError, checkPin, pinMatches } from "../../modules/pins/spki-pin.ts";
 
 export type TlsFailure =
   /** the chain does not lead to `secure.certificate` through valid signatures by CA certificates */
@@ -16,6 +18,8 @@ export type TlsFailure =
   | "not-yet-valid"
   /** no SAN DNS name or IPv4 address of the leaf matches the server name (the CN is never used) */
   | "name-mismatch"
+  /** the leaf's public key is none of `secure.pins` (the board's pinned ssl/cert, modules/link/pinned-cert.ts) */
+  | "pin-mismatch"
   /** no server name to check the certificate against */
   | "no-server-name"
   /** `secure.clientKey` is not an unencrypted RSA PKCS#8 key: Moddable signs only with RSA */
@@ -206,4 +210,35 @@ export function verifyServerChain(chain: readonly Uint8Array[], trusted: Uint8Ar
   for (const entry of sent) checkDates(entry, now, describe(entry));
   if (!sanMatches(sent[0]!, serverName))
     throw new TlsError("name-mismatch", `no subjectAltName DNS name or IPv4 address of the server certificate matches "${serverName}" (the common name is never used)`);
+}
+
+const PINS_MANIFEST = "./modules/link/manifest_pins.json";
+const TLS_MANIFEST = "$(MODDABLE)/modules/crypt/tls_419.json";
+
+/**
+ * What is wrong with `secure.pins`, if anything. On the board only the remapped ssl/cert reads
+ * them, and the remap holds only when its manifest comes before tls_419.json (the first mapping
+ * wins); otherwise the board ignores the pins without a word, so the twin refuses them.
+ */
+export function pinsProblem(pins: unknown): string | undefined {
+  if (!Array.isArray(pins) || pins.length === 0) return "secure.pins must be a non-empty list of base64 SPKI SHA-256 pins";
+  try {
+    pins.forEach((pin) => checkPin(String(pin)));
+  } catch (error) {
+    if (error instanceof PinError) return `secure.pins: ${error.message}`;
+    throw error;
+  }
+  const include = loadManifest().include;
+  const pinsAt = include.indexOf(PINS_MANIFEST);
+  const tlsAt = include.indexOf(TLS_MANIFEST);
+  if (pinsAt < 0 || (tlsAt >= 0 && tlsAt < pinsAt))
+    return `secure.pins reach the board only through the ssl/cert remap: manifest.json must include "${PINS_MANIFEST}" before "${TLS_MANIFEST}", else the board silently ignores the pins`;
+  return undefined;
+}
+
+/** The pin check the board's pinned certificate manager makes after the chain check. */
+export function verifyPins(leaf: Uint8Array | undefined, pins: readonly string[]): void {
+  if (!leaf || !pinMatches(pins, leaf))
+    throw new TlsError("pin-mismatch", `the server certificate's public key is not pinned (device pins: ${pins.join(", ")}); ` +
+      `if the broker key was rotated, provision the new key's pin first (docs/runbooks/pin-rotation.md)`);
 }

@@ -38,6 +38,8 @@ function firmwareResolver(manifest: FirmwareManifest, shims: Readonly<Record<str
           if (shim) return { path: shim };
           return { errors: [{ text: `no ${args.path} shim for this engine: add one to the shim table` }] };
         }
+        if (args.path.startsWith("node:"))
+          return { errors: [{ text: `"${args.path}" imported by ${args.importer}: Node modules do not exist on the ESP32; use a Moddable module` }] };
         if (args.path.startsWith(".") || args.path.startsWith("/"))
           return { errors: [{ text: `relative import "${args.path}": import project modules by their manifest.json name` }] };
         return {

@@ -20,6 +20,8 @@ export interface FirmwareManifest {
   readonly modules: ReadonlyMap<string, string>;
   readonly preload: readonly string[];
   readonly config: Readonly<Record<string, unknown>>;
+  /** resource name (file name with extension, as Moddable registers it) → absolute path */
+  readonly resources: ReadonlyMap<string, string>;
 }
 
 function asStringList(value: unknown, file: string, field: string): string[] {
@@ -67,8 +69,23 @@ export function loadManifest(file = join(PROJECT_ROOT, "manifest.json")): Firmwa
   for (const name of preload)
     if (!modules.has(name))
       throw new ManifestError(file, `preload names "${name}", which is not a project module`, "Preload only modules listed under \"modules\".");
+  const resources = new Map<string, string>();
+  const declaredResources = manifest.resources ?? {};
+  if (typeof declaredResources !== "object" || declaredResources === null || Array.isArray(declaredResources))
+    throw new ManifestError(file, `"resources" is not an object`, "Map a target to paths, e.g. \"*\": [\"./data/ca\"].");
+  for (const [key, value] of Object.entries(declaredResources)) {
+    if (key !== "*")
+      throw new ManifestError(file, `resource target "${key}" is not supported`, "List resources under \"*\"; they are registered by file name.");
+    for (const path of asStringList(value, file, "resources")) {
+      const source = join(root, path);
+      if (!path.startsWith("./") || !existsSync(source))
+        throw new ManifestError(file, `resource ${JSON.stringify(path)} is not an existing relative path`, "Point it at a file in the project.");
+      resources.set(path.slice(path.lastIndexOf("/") + 1), source);
+    }
+  }
   return {
     file,
+    resources,
     include: asStringList(manifest.include, file, "include"),
     modules,
     preload,

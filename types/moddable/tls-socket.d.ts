@@ -18,6 +18,11 @@ declare module "embedded:io/socket/tcp/tls" {
     verify?: boolean;
     /** The socket forces TLS 1.2 whatever is passed. */
     protocolVersion?: 0x303;
+    /**
+     * Base64 SPKI SHA-256 pins; the server's leaf key must be one of them. Read only by our
+     * pinned "ssl/cert" (modules/link/manifest_pins.json, included before tls_419.json).
+     */
+    pins?: readonly string[];
   }
 
   /** `this` in the callbacks: the socket calls them as methods of this object, not of itself. */
