@@ -297,6 +297,7 @@ test("the generated mosquitto.conf is a TLS-only, certificate-only listener", ()
     "allow_anonymous false",
     "acl_file /etc/espguard/acl",
     "persistence false",
+    "max_queued_messages 100000",
     "log_dest stderr",
     "log_type error",
     "log_type warning",
