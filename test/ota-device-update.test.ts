@@ -79,6 +79,20 @@ describe("OTA on a twin device", () => {
     assert.deepEqual(rolled.detail, { state: "rolled-back", version: "3.0.0", reason: "reset-while-pending", running: "2.0.0" });
   });
 
+  test("v3 that hangs on boot is reset by the task watchdog and ABORTED: back on v2", async () => {
+    const { device, boot } = await runningV2("ota-hang");
+    device.watchdogMs = 3000;
+    const v3 = twinImage(bundles.hang, "3.0.0", 3, rig.signer);
+    await rig.announce(device, v3, rig.serve(v3));
+    await device.waitForEvent("ota-installed", { fromBoot: boot });
+    const reset = await device.waitForEvent("watchdog-reset", { fromBoot: boot + 1, timeoutMs: 30_000 });
+    assert.equal(reset.boot, boot + 1, "the watchdog reset the boot running v3");
+    const back = await device.waitForEvent("firmware", { fromBoot: boot + 2, timeoutMs: 30_000 });
+    assert.deepEqual(back.detail, { version: "2.0.0", ota: "valid" });
+    const rolled = await device.waitForEvent("ota-status", { fromBoot: back.boot, where: (e) => e.detail.state === "rolled-back" });
+    assert.deepEqual(rolled.detail, { state: "rolled-back", version: "3.0.0", reason: "reset-while-pending", running: "2.0.0" });
+  });
+
   test("adversarial releases and images are refused with the boot slot and the counter unchanged", async () => {
     const device = await rig.device("ota-adversary", twinImage(bundles.good, "1.0.0", 5, rig.signer), { [OtaConfigKey.counter]: "5" });
     device.start();

@@ -11,6 +11,7 @@ import { registerFirmwareModules } from "../runtime/register.ts";
 import { BootExit } from "./boot-exit.ts";
 import { listenForRadioControl } from "./radio.ts";
 import { RUNNING_SLOT_ENV, RUNNING_VERSION_ENV } from "./running-slot.ts";
+import { feedWatchdog } from "./watchdog.ts";
 
 function fail(code: number, message: string): never {
   process.stderr.write(JSON.stringify({ espguard: "boot-failed", message }) + "\n");
@@ -49,4 +50,5 @@ writeFileSync(app, image.bundle);
 installXsGlobals();
 installDeviceClock();
 freezeBuiltins();
+feedWatchdog();
 await import(pathToFileURL(app).href);

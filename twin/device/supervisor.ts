@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { PROJECT_ROOT } from "../runtime/manifest.ts";
 import { BootExit } from "./boot-exit.ts";
+import { isWatchdogFeed, WatchdogMonitor, WATCHDOG_TIMEOUT_MS } from "./watchdog.ts";
 import { isRadioMessage, isRadioReady, RADIO_ENV, type RadioMessage, type RadioState } from "./radio.ts";
 
 export interface DeviceEvent {
@@ -63,6 +64,10 @@ export class TwinDevice extends EventEmitter {
     cut: () => device.#setRadio("down"),
     restore: () => device.#setRadio("up"),
   }))(this);
+
+  /** The task watchdog's timeout; a boot that stops feeding it this long is reset. */
+  watchdogMs = WATCHDOG_TIMEOUT_MS;
+  #watchdogReset = false;
 
   constructor(readonly name: string, readonly stateDir: string) {
     super();
@@ -139,7 +144,17 @@ export class TwinDevice extends EventEmitter {
     });
     this.#child = child;
     this.#radioReady = false;
+    const watchdog = new WatchdogMonitor(this.watchdogMs, () => {
+      if (this.#child !== child) return;
+      this.#watchdogReset = true;
+      this.#line(JSON.stringify({ espguard: "watchdog-reset", timeoutMs: this.watchdogMs }), boot);
+      child.kill("SIGKILL");
+    });
     child.on("message", (message) => {
+      if (isWatchdogFeed(message)) {
+        if (this.#child === child) watchdog.feed();
+        return;
+      }
       if (!isRadioReady(message) || this.#child !== child) return;
       this.#radioReady = true;
       // the state may have changed since the boot read it from its environment
@@ -148,10 +163,13 @@ export class TwinDevice extends EventEmitter {
     createInterface({ input: child.stdout! }).on("line", (line) => this.#line(line, boot));
     createInterface({ input: child.stderr! }).on("line", (line) => this.#line(line, boot));
     child.on("exit", (code, signal) => {
+      watchdog.stop();
       if (this.#child === child) this.#child = undefined;
-      const reason = signal ?? (code === BootExit.reboot ? "reboot" : code === 0 ? "halt" : "crash");
+      const watchdogReset = this.#watchdogReset;
+      this.#watchdogReset = false;
+      const reason = watchdogReset ? "watchdog" : signal ?? (code === BootExit.reboot ? "reboot" : code === 0 ? "halt" : "crash");
       this.emit("exit", { boot, code, signal, reason });
-      if (this.#running && (reason === "reboot" || reason === "crash")) this.#boot();
+      if (this.#running && (reason === "reboot" || reason === "crash" || reason === "watchdog")) this.#boot();
       else this.#running = false;
     });
   }
