@@ -11,6 +11,7 @@ import { EnvelopeKey } from "../modules/telemetry/envelope-key.ts";
 import { signEnvelope, type EnvelopeBody, parseEnvelope } from "../modules/telemetry/envelope.ts";
 import { FileReplayStore, MemoryReplayStore, type ReplayStore } from "../verifier/replay-store.ts";
 import { TelemetryVerifier } from "../verifier/verifier.ts";
+import { PROJECT_ROOT } from "../twin/runtime/manifest.ts";
 import type { Row } from "./report.ts";
 
 // Short rounds, many of them, interleaved, keeping each contender's fastest: on a shared machine
@@ -32,40 +33,8 @@ export interface TelemetryVerifierResult {
   readonly rows: readonly Row[];
 }
 
-// The seed's verify_payload, unchanged but for the key, timed over every message ROUNDS times;
-// also the seed's own message for each reading (sign_payload: insertion order, spaced, "device").
-const PYTHON = String.raw`
-import hashlib, hmac, json, sys, time
-SECRET_KEY = bytes.fromhex(sys.argv[1])
-def verify_payload(payload_str):
-    try:
-        d = json.loads(payload_str)
-        received_sig = d.pop('sig', None)
-        if not received_sig:
-            return None
-        body = json.dumps(d, sort_keys=True).encode()
-        expected = hmac.new(SECRET_KEY, body, hashlib.sha256).hexdigest()
-        if hmac.compare_digest(received_sig, expected):
-            return d
-        return None
-    except:
-        return None
-def sign_payload(payload):
-    d = dict(payload)
-    d['sig'] = hmac.new(SECRET_KEY, json.dumps(payload, sort_keys=True).encode(), hashlib.sha256).hexdigest()
-    return json.dumps(d)
-messages = [line.rstrip("\n") for line in open(sys.argv[2])]
-best = float("inf")
-for _ in range(int(sys.argv[3])):
-    start = time.perf_counter()
-    accepted = sum(1 for m in messages if verify_payload(m) is not None)
-    best = min(best, time.perf_counter() - start)
-seed_bytes = 0
-for m in messages:
-    d = json.loads(m)
-    seed_bytes += len(sign_payload({"device": d["dev"], "temp": d["temp"], "hum": d["hum"]}))
-print(json.dumps({"accepted": accepted, "seconds": best, "seedBytes": seed_bytes}))
-`;
+// The seed's verify_payload, unchanged but for the key, and its sign_payload for the byte count.
+const CLASSIC_PYTHON = join(PROJECT_ROOT, "test", "fixtures", "telemetry", "classic_hmac_json.py");
 
 /** The fastest of `rounds` runs of each contender, taken in turns; seconds per run. */
 function bestOf(rounds: number, contenders: Readonly<Record<string, () => void>>): Record<string, number> {
@@ -97,7 +66,7 @@ export function runTelemetryVerifierBench(): TelemetryVerifierResult {
   const dir = mkdtempSync(join(tmpdir(), "espguard-bench-"));
   try {
     writeFileSync(join(dir, "messages.jsonl"), messages.map((m) => m.wire).join("\n") + "\n");
-    const python = spawnSync("python3", ["-c", PYTHON, secret.toString("hex"), join(dir, "messages.jsonl"), String(ROUNDS)], { encoding: "utf8" });
+    const python = spawnSync("python3", [CLASSIC_PYTHON, "bench", secret.toString("hex"), join(dir, "messages.jsonl"), String(ROUNDS)], { encoding: "utf8" });
     if (python.status !== 0) throw new Error(`python3 failed: ${python.stderr}`);
     const py = JSON.parse(python.stdout) as { accepted: number; seconds: number; seedBytes: number };
     if (py.accepted !== MESSAGES) throw new Error(`the seed's verifier accepted ${py.accepted} of ${MESSAGES}`);

@@ -12,7 +12,8 @@ import { requireMosquitto, startTestBroker, type TestBroker } from "../broker/mo
 import { deriveTelemetryKey } from "../certs/telemetry-key.ts";
 import { ConfigKey } from "../modules/link/device-config.ts";
 import { PERIOD_KEY } from "../modules/telemetry/reporter.ts";
-import { createTwinDevice, TWIN_WIFI } from "../twin/device/provision.ts";
+import { TWIN_WIFI } from "../twin/device/provision.ts";
+import { provisionDevice } from "./support/link-device.ts";
 import type { DeviceEvent, TwinDevice } from "../twin/device/supervisor.ts";
 import { bundleFirmware } from "../twin/runtime/bundle.ts";
 import { startNtpServer, type NtpServer } from "./support/ntp-server.ts";
@@ -47,27 +48,14 @@ after(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
-  return new Uint8Array(bytes).buffer;
-}
 
 async function provision(deviceId: string, wifi: typeof TWIN_WIFI | null = TWIN_WIFI): Promise<TwinDevice> {
-  const identity = await target.issueDevice(deviceId);
-  const device = createTwinDevice({
-    name: deviceId,
-    stateDir: join(root, deviceId),
-    bundle,
+  const device = await provisionDevice(target, root, bundle, deviceId, {
+    ntp: ntp.spec,
     wifi,
-    preferences: {
-      [ConfigKey.deviceId]: deviceId,
-      [ConfigKey.brokerHost]: "127.0.0.1",
-      [ConfigKey.brokerPort]: target.broker.port,
-      [ConfigKey.ca]: toArrayBuffer(target.ca.certDer),
-      [ConfigKey.cert]: toArrayBuffer(identity.certDer),
-      [ConfigKey.key]: toArrayBuffer(identity.keyPkcs8Der),
-      [ConfigKey.ntp]: ntp.spec,
+    extra: {
       [ConfigKey.hmacKid]: "k1",
-      [ConfigKey.hmacKey]: toArrayBuffer(deriveTelemetryKey(fleetSecret, deviceId, "k1")),
+      [ConfigKey.hmacKey]: new Uint8Array(deriveTelemetryKey(fleetSecret, deviceId, "k1")).buffer,
       [PERIOD_KEY]: 200,
     },
   });

@@ -12,6 +12,7 @@ import { releaseForImage, signRelease } from "../ota/release-sign.ts";
 import { generateSigningKey } from "../ota/signing-key.ts";
 import { buildEsp32App } from "./fixtures/ota/esp32-app.ts";
 import { buildBundles, type Bundles, flashState, nextFirmware, OtaRig, startCuttingRelay, statuses, twinImage } from "./fixtures/ota-device/rig.ts";
+import type { TwinDevice } from "../twin/device/supervisor.ts";
 
 let rig: OtaRig;
 let bundles: Bundles;
@@ -41,6 +42,20 @@ async function runningV2(name: string) {
   return { device, boot: booted.boot };
 }
 
+/** v2 running, a v3 from `bundle` installed: the device must end up back on v2, reporting the rollback. */
+async function brokenV3RollsBack(name: string, bundle: string, prepare: (device: TwinDevice) => void = () => {}) {
+  const { device, boot } = await runningV2(name);
+  prepare(device);
+  const v3 = twinImage(bundle, "3.0.0", 3, rig.signer);
+  await rig.announce(device, v3, rig.serve(v3));
+  await device.waitForEvent("ota-installed", { fromBoot: boot });
+  const back = await device.waitForEvent("firmware", { fromBoot: boot + 2, timeoutMs: 30_000 });
+  assert.deepEqual(back.detail, { version: "2.0.0", ota: "valid" });
+  const rolled = await device.waitForEvent("ota-status", { fromBoot: back.boot, where: (e) => e.detail.state === "rolled-back" });
+  assert.deepEqual(rolled.detail, { state: "rolled-back", version: "3.0.0", reason: "reset-while-pending", running: "2.0.0" });
+  return { device, boot };
+}
+
 describe("OTA on a twin device", () => {
   test("v1 → v2: downloads, verifies, reboots into v2's image and confirms it", async () => {
     const { device, boot } = await runningV2("ota-v2");
@@ -68,29 +83,16 @@ describe("OTA on a twin device", () => {
   });
 
   test("v3 that crashes on boot is ABORTED by the bootloader: back on v2", async () => {
-    const { device, boot } = await runningV2("ota-crash");
-    const v3 = twinImage(bundles.crash, "3.0.0", 3, rig.signer);
-    await rig.announce(device, v3, rig.serve(v3));
-    await device.waitForEvent("ota-installed", { fromBoot: boot });
-    const back = await device.waitForEvent("firmware", { fromBoot: boot + 2, timeoutMs: 30_000 });
-    assert.deepEqual(back.detail, { version: "2.0.0", ota: "valid" });
+    const { device, boot } = await brokenV3RollsBack("ota-crash", bundles.crash);
     assert.ok(device.events.some((e) => e.name === "abort" && e.boot === boot + 1), "v3 crashed at boot");
-    const rolled = await device.waitForEvent("ota-status", { fromBoot: back.boot, where: (e) => e.detail.state === "rolled-back" });
-    assert.deepEqual(rolled.detail, { state: "rolled-back", version: "3.0.0", reason: "reset-while-pending", running: "2.0.0" });
   });
 
   test("v3 that hangs on boot is reset by the task watchdog and ABORTED: back on v2", async () => {
-    const { device, boot } = await runningV2("ota-hang");
-    device.watchdogMs = 3000;
-    const v3 = twinImage(bundles.hang, "3.0.0", 3, rig.signer);
-    await rig.announce(device, v3, rig.serve(v3));
-    await device.waitForEvent("ota-installed", { fromBoot: boot });
-    const reset = await device.waitForEvent("watchdog-reset", { fromBoot: boot + 1, timeoutMs: 30_000 });
+    const { device, boot } = await brokenV3RollsBack("ota-hang", bundles.hang, (running) => {
+      running.watchdogMs = 3000;
+    });
+    const reset = await device.waitForEvent("watchdog-reset", { fromBoot: boot + 1 });
     assert.equal(reset.boot, boot + 1, "the watchdog reset the boot running v3");
-    const back = await device.waitForEvent("firmware", { fromBoot: boot + 2, timeoutMs: 30_000 });
-    assert.deepEqual(back.detail, { version: "2.0.0", ota: "valid" });
-    const rolled = await device.waitForEvent("ota-status", { fromBoot: back.boot, where: (e) => e.detail.state === "rolled-back" });
-    assert.deepEqual(rolled.detail, { state: "rolled-back", version: "3.0.0", reason: "reset-while-pending", running: "2.0.0" });
   });
 
   test("adversarial releases and images are refused with the boot slot and the counter unchanged", async () => {

@@ -12,7 +12,7 @@ import mqtt from "mqtt";
 import { requireMosquitto, startTestBroker, type TestBroker } from "../broker/mosquitto.ts";
 import { createCa, type Issued } from "../certs/pki.ts";
 import { ConfigKey } from "../modules/link/device-config.ts";
-import { createTwinDevice } from "../twin/device/provision.ts";
+import { provisionDevice } from "./support/link-device.ts";
 import type { TwinDevice } from "../twin/device/supervisor.ts";
 import { bundleFirmware } from "../twin/runtime/bundle.ts";
 
@@ -40,27 +40,12 @@ async function broker(options: Parameters<typeof startTestBroker>[0] = {}): Prom
   return started;
 }
 
-function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
-  return new Uint8Array(bytes).buffer;
-}
 
 async function bootDevice(target: TestBroker, deviceId: string): Promise<TwinDevice> {
-  const identity = await target.issueDevice(deviceId);
-  const device = createTwinDevice({
-    name: deviceId,
-    stateDir: join(stateRoot, deviceId),
-    bundle,
-    preferences: {
-      [ConfigKey.deviceId]: deviceId,
-      [ConfigKey.brokerHost]: "127.0.0.1",
-      [ConfigKey.brokerPort]: target.broker.port,
-      [ConfigKey.ca]: toArrayBuffer(ca.certDer),
-      [ConfigKey.cert]: toArrayBuffer(identity.certDer),
-      [ConfigKey.key]: toArrayBuffer(identity.keyPkcs8Der),
-      [ConfigKey.selfTest]: true,
-      // provisioning time: with no NTP server reachable it is the device's clock
-      [ConfigKey.timeFloor]: Math.floor(Date.now() / 1000),
-    },
+  const device = await provisionDevice(target, stateRoot, bundle, deviceId, {
+    // provisioning time: with no NTP server reachable it is the device's clock
+    timeFloor: Math.floor(Date.now() / 1000),
+    extra: { [ConfigKey.selfTest]: true },
   });
   devices.push(device);
   device.start();

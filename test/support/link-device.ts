@@ -1,13 +1,14 @@
-// Twin devices for the link tests: a test broker whose server certificate a test can replace
-// (mosquitto re-reads it on restart), an SNTP responder, and devices provisioned with pins, NTP
-// server and time floor.
+// Twin devices for tests against a test broker: a broker whose server certificate a test can
+// replace (mosquitto re-reads it on restart), and devices provisioned with their identity plus
+// pins, NTP server, time floor, Wi-Fi and whatever else a test adds.
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type TestBroker } from "../../broker/mosquitto.ts";
 import { type Issued, chainPem } from "../../certs/pki.ts";
 import { ConfigKey } from "../../modules/link/device-config.ts";
 import { spkiPin } from "../../modules/pins/spki-pin.ts";
-import { createTwinDevice } from "../../twin/device/provision.ts";
+import type { NvsValue } from "../../twin/flash/nvs.ts";
+import { createTwinDevice, type TwinDeviceSpec } from "../../twin/device/provision.ts";
 import type { TwinDevice } from "../../twin/device/supervisor.ts";
 
 export interface LinkProvisioning {
@@ -16,6 +17,10 @@ export interface LinkProvisioning {
   ntp?: string;
   /** seconds since the epoch */
   timeFloor?: number;
+  /** the twin's default network when absent; null: none provisioned */
+  wifi?: TwinDeviceSpec["wifi"];
+  /** further preferences: telemetry key, self-test, … */
+  extra?: Readonly<Record<string, NvsValue>>;
 }
 
 function toArrayBuffer(bytes: Uint8Array): ArrayBuffer {
@@ -40,6 +45,7 @@ export async function provisionDevice(target: TestBroker, stateRoot: string, bun
     name: deviceId,
     stateDir: join(stateRoot, deviceId),
     bundle,
+    ...(link.wifi === undefined ? {} : { wifi: link.wifi }),
     preferences: {
       [ConfigKey.deviceId]: deviceId,
       [ConfigKey.brokerHost]: "127.0.0.1",
@@ -51,6 +57,7 @@ export async function provisionDevice(target: TestBroker, stateRoot: string, bun
       [ConfigKey.ntp]: link.ntp ?? "127.0.0.1:9",
       ...(link.pins ? { [ConfigKey.pins]: link.pins.join(" ") } : {}),
       ...(link.timeFloor === undefined ? {} : { [ConfigKey.timeFloor]: link.timeFloor }),
+      ...link.extra,
     },
   });
 }

@@ -11,25 +11,16 @@
 /// <reference path="../../node_modules/@moddable/typings/time.d.ts" />
 import Timer from "timer";
 import Time from "time";
+import type { ControlMessage, ReadableOptions } from "embedded:network/mqtt/client";
 
 declare const trace: (...parts: unknown[]) => void;
 
 type Bytes = ArrayBuffer | ArrayBufferView;
 type StringLike = string | ArrayBuffer;
 
-export interface ReadableOptions {
-  more: boolean;
-  topic?: string;
-  QoS?: number;
-  byteLength?: number;
-}
-
-export interface ControlMessage {
-  operation: number;
-  id?: number;
-  returnCode?: number;
-  payload?: number[];
-}
+// What firmware receives is declared once, for the firmware (types/moddable/mqtt-client.d.ts); what
+// it passes in stays loosely typed here so the twin can refuse wrong values at run time.
+export type { ControlMessage, ReadableOptions };
 
 export interface Will {
   topic: StringLike;
