@@ -10,6 +10,7 @@ import BER from "../twin/moddable/ber.ts";
 import Curve from "../twin/moddable/curve.ts";
 import ECPoint from "../twin/moddable/ecp.ts";
 import ECDSA from "../twin/moddable/ecdsa.ts";
+import { invert } from "../twin/moddable/ec-arith.ts";
 import { BERError, CryptStateError, ECKeyError, ModdableBugError, UncheckedSignatureError } from "../twin/moddable/crypt-support.ts";
 
 const ALGORITHMS = [
@@ -319,6 +320,23 @@ describe("ecdsa verify", () => {
       assert.equal(verifier.verify(sha256(message), arrayBuffer(sig)), expected);
       if (flip === null) assert.equal(expected, true);
     }), { numRuns: 60 });
+  });
+
+  test("edge cases of R = u1·G + u2·Q: e ≡ 0 mod n, Q added to itself, and R at infinity", () => {
+    const n = P256_N;
+    const hash = (e: bigint) => arrayBuffer(bigIntBytes(e, 32));
+    const signer = new ECDSA(p256.d, curve256);
+    for (const zero of [0n, n]) assert.equal(verifier.verify(hash(zero), signer.sign(hash(zero))), true);
+    // With e = d·r the verifier computes r/s·(Q + Q); s = 2·d·r/k makes (r, s) valid with R = k·G.
+    const nonce = keyPair("P-256");
+    const r = BigInt("0x" + Buffer.from(nonce.publicKey.export({ format: "jwk" }).x!, "base64url").toString("hex"));
+    assert.ok(r < n, "x(k·G) ≥ n: probability 2^-32, run again");
+    const d = p256.d;
+    const s = (2n * d * r % n) * invert(nonce.d, n) % n;
+    assert.equal(verifier.verify(hash(d * r % n), rawSig(r, s)), true);
+    assert.equal(verifier.verify(hash(d * r % n), rawSig(r, (s + 1n) % n)), false);
+    // With e = −d·r, Q + (e/r)·G is the point at infinity: no signature verifies.
+    assert.equal(verifier.verify(hash((n - d) * r % n), rawSig(r, s)), false);
   });
 
   test("works on secp384r1 with SHA-384", () => {

@@ -1,6 +1,9 @@
 // Prime-curve arithmetic for the twin's ECDSA. node:crypto cannot verify or sign a precomputed hash
 // (its ECDSA always hashes the message itself), and Moddable's ECDSA takes the hash, so the twin
-// does the curve math here; the tests hold its verdicts to node:crypto's.
+// does the ECDSA equations here, with OpenSSL's scalar multiplication; the tests hold its verdicts
+// to node:crypto's.
+import { createECDH, type ECDH } from "node:crypto";
+import { bigIntToBytes, bytesToBigInt } from "./crypt-support.ts";
 
 export interface CurveDomain {
   readonly name: string;
@@ -48,22 +51,19 @@ export interface Affine {
   readonly y: bigint;
 }
 
-/** Jacobian (X, Y, Z): x = X/Z², y = Y/Z³; Z = 0 is the point at infinity. */
-type Jacobian = readonly [bigint, bigint, bigint];
-const INFINITY: Jacobian = [1n, 1n, 0n];
-
 export function mod(a: bigint, m: bigint): bigint {
   const r = a % m;
   return r < 0n ? r + m : r;
 }
 
 export function invert(a: bigint, m: bigint): bigint {
-  let [r0, r1] = [mod(a, m), m];
-  let [s0, s1] = [1n, 0n];
+  let r0 = mod(a, m), r1 = m, s0 = 1n, s1 = 0n;
   while (r1 !== 0n) {
     const q = r0 / r1;
-    [r0, r1] = [r1, r0 - q * r1];
-    [s0, s1] = [s1, s0 - q * s1];
+    const r2 = r0 - q * r1;
+    r0 = r1; r1 = r2;
+    const s2 = s0 - q * s1;
+    s0 = s1; s1 = s2;
   }
   if (r0 !== 1n) throw new RangeError("invert: not invertible");
   return mod(s0, m);
@@ -74,64 +74,44 @@ export function isOnCurve(d: CurveDomain, x: bigint, y: bigint): boolean {
   return mod(y * y - (x * x * x + d.a * x + d.b), d.p) === 0n;
 }
 
-// Both curves have a = −3, which the doubling formula relies on (dbl-2001-b).
-function double(d: CurveDomain, [X, Y, Z]: Jacobian): Jacobian {
+// OpenSSL multiplies, through node:crypto's ECDH: k·G is the public key of the private key k, and
+// x(k·P) the shared secret of k with the peer key P (OpenSSL checks that P lies on the curve).
+// Both curves have prime order (cofactor 1), so k in [1, n − 1] times a point other than infinity
+// is never infinity.
+const OPENSSL_CURVES: Readonly<Record<string, string>> = { secp256r1: "prime256v1", secp384r1: "secp384r1" };
+const multipliers = new Map<string, ECDH>();
+
+function multiplier(d: CurveDomain, k: bigint): ECDH {
+  let ecdh = multipliers.get(d.name);
+  if (!ecdh) multipliers.set(d.name, (ecdh = createECDH(OPENSSL_CURVES[d.name]!)));
+  ecdh.setPrivateKey(bigIntToBytes(k, d.orderSize));
+  return ecdh;
+}
+
+/** k·G, for k in [1, n − 1]. */
+export function multiplyBase(d: CurveDomain, k: bigint): Affine {
+  // 0x04 ‖ x ‖ y; on both curves a coordinate takes orderSize bytes
+  const point = multiplier(d, k).getPublicKey();
+  return { x: bytesToBigInt(point.subarray(1, 1 + d.orderSize)), y: bytesToBigInt(point.subarray(1 + d.orderSize)) };
+}
+
+/** The x coordinate of k·P, for k in [1, n − 1] and P on the curve. */
+export function multiplyX(d: CurveDomain, k: bigint, P: Affine): bigint {
+  const encoded = new Uint8Array(1 + 2 * d.orderSize);
+  encoded[0] = 0x04;
+  encoded.set(bigIntToBytes(P.x, d.orderSize), 1);
+  encoded.set(bigIntToBytes(P.y, d.orderSize), 1 + d.orderSize);
+  return bytesToBigInt(multiplier(d, k).computeSecret(encoded));
+}
+
+/** P + Q for points on the curve; null for the point at infinity. */
+export function addPoints(d: CurveDomain, P: Affine, Q: Affine): Affine | null {
   const p = d.p;
-  if (Z === 0n || Y === 0n) return INFINITY;
-  const delta = mod(Z * Z, p);
-  const gamma = mod(Y * Y, p);
-  const beta = mod(X * gamma, p);
-  const alpha = mod(3n * (X - delta) * (X + delta), p);
-  const X3 = mod(alpha * alpha - 8n * beta, p);
-  const Z3 = mod((Y + Z) * (Y + Z) - gamma - delta, p);
-  const Y3 = mod(alpha * (4n * beta - X3) - 8n * gamma * gamma, p);
-  return [X3, Y3, Z3];
-}
-
-function add(d: CurveDomain, P: Jacobian, Q: Jacobian): Jacobian {
-  if (P[2] === 0n) return Q;
-  if (Q[2] === 0n) return P;
-  const p = d.p;
-  const [X1, Y1, Z1] = P;
-  const [X2, Y2, Z2] = Q;
-  const Z1Z1 = mod(Z1 * Z1, p);
-  const Z2Z2 = mod(Z2 * Z2, p);
-  const U1 = mod(X1 * Z2Z2, p);
-  const U2 = mod(X2 * Z1Z1, p);
-  const S1 = mod(Y1 * Z2 * Z2Z2, p);
-  const S2 = mod(Y2 * Z1 * Z1Z1, p);
-  if (U1 === U2) return S1 === S2 ? double(d, P) : INFINITY;
-  const H = mod(U2 - U1, p);
-  const R = mod(S2 - S1, p);
-  const HH = mod(H * H, p);
-  const HHH = mod(H * HH, p);
-  const V = mod(U1 * HH, p);
-  const X3 = mod(R * R - HHH - 2n * V, p);
-  const Y3 = mod(R * (V - X3) - S1 * HHH, p);
-  const Z3 = mod(H * Z1 * Z2, p);
-  return [X3, Y3, Z3];
-}
-
-function toAffine(d: CurveDomain, [X, Y, Z]: Jacobian): Affine | null {
-  if (Z === 0n) return null;
-  const zi = invert(Z, d.p);
-  const zi2 = mod(zi * zi, d.p);
-  return { x: mod(X * zi2, d.p), y: mod(Y * zi2 * zi, d.p) };
-}
-
-/** k1·G + k2·Q (Shamir's trick); null when the sum is the point at infinity. */
-export function combine(d: CurveDomain, k1: bigint, k2: bigint, Q: Affine): Affine | null {
-  const G: Jacobian = [d.Gx, d.Gy, 1n];
-  const Qj: Jacobian = [Q.x, Q.y, 1n];
-  const both = add(d, G, Qj);
-  let R = INFINITY;
-  for (let i = Math.max(k1.toString(2).length, k2.toString(2).length) - 1; i >= 0; i--) {
-    R = double(d, R);
-    const bit1 = (k1 >> BigInt(i)) & 1n;
-    const bit2 = (k2 >> BigInt(i)) & 1n;
-    if (bit1 && bit2) R = add(d, R, both);
-    else if (bit1) R = add(d, R, G);
-    else if (bit2) R = add(d, R, Qj);
-  }
-  return toAffine(d, R);
+  let slope: bigint;
+  if (P.x === Q.x) {
+    if (P.y !== Q.y || P.y === 0n) return null;
+    slope = mod((3n * P.x * P.x + d.a) * invert(2n * P.y, p), p);
+  } else slope = mod((Q.y - P.y) * invert(Q.x - P.x, p), p);
+  const x = mod(slope * slope - P.x - Q.x, p);
+  return { x, y: mod(slope * (P.x - x) - P.y, p) };
 }

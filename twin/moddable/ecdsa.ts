@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type Curve from "./curve.ts";
 import ECPoint from "./ecp.ts";
-import { type Affine, combine, curveDomains, type CurveDomain, invert, isOnCurve, mod } from "./ec-arith.ts";
+import { addPoints, type Affine, curveDomains, type CurveDomain, invert, isOnCurve, mod, multiplyBase, multiplyX } from "./ec-arith.ts";
 import { bigIntToBytes, bytesToBigInt, describe, ECKeyError, toArrayBuffer, UncheckedSignatureError } from "./crypt-support.ts";
 
 // XS's BigInt.fromArrayBuffer takes only an ArrayBuffer and throws on an empty one; the board
@@ -119,10 +119,15 @@ export default class ECDSA {
     const e = hashInteger(H, d, "verify");
     const bytes = signatureBytes(sig);
     const { r, s } = asn1 ? derSignature(bytes, d) : rawSignature(bytes, d);
-    const w = invert(s, d.n);
-    const R = combine(d, mod(e * w, d.n), mod(r * w, d.n), this.#public);
+    const n = d.n;
+    // R = (e/s)·G + (r/s)·Q, taken as u·(Q + t·G) with t = e/r and u = r/s, so that OpenSSL does one
+    // multiplication of G and one of a point. One inversion of r·s gives both 1/r and 1/s.
+    const z = invert(r * s, n);
+    const t = mod(e, n) * s % n * z % n;
+    const u = r * r % n * z % n;
+    const T = t === 0n ? this.#public : addPoints(d, multiplyBase(d, t), this.#public);
     // Like the board, compare R.x with r unreduced: it can only refuse what the standard accepts.
-    return R !== null && R.x === r;
+    return T !== null && multiplyX(d, u, T) === r;
   }
 
   sign(H: ArrayBuffer, asn1?: boolean): ArrayBuffer {
@@ -133,9 +138,9 @@ export default class ECDSA {
     for (;;) {
       const k = bytesToBigInt(randomBytes(d.orderSize));
       if (k === 0n || k >= d.n) continue;
-      const R = combine(d, k, 0n, { x: d.Gx, y: d.Gy });
+      const R = multiplyBase(d, k);
       // The board takes r = R.x unreduced; a k giving R.x ≥ n would sign invalidly, so draw again.
-      if (!R || R.x >= d.n) continue;
+      if (R.x >= d.n) continue;
       const r = R.x;
       const s = mod(invert(k, d.n) * (e + du * r), d.n);
       if (r === 0n || s === 0n) continue;
