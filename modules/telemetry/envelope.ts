@@ -13,6 +13,7 @@ import {
 } from "telemetry/canonical-json";
 import { type EnvelopeHeader, EnvelopeHeaderError, type KeyId, readHeader, SIG_FIELD } from "telemetry/envelope-header";
 import { type EnvelopeKey, isSigHex, SIG_HEX_LENGTH, type SigHex } from "telemetry/envelope-key";
+import { scanWire } from "telemetry/wire-scan";
 
 /**
  * Most bytes one message may take on the wire (ASCII, so characters). Typical readings take
@@ -168,9 +169,27 @@ function firstDifference(expected: string, actual: string): string {
     `(keys sorted by code point, no whitespace, ASCII with Python's escapes, numbers as Python writes them)`;
 }
 
+class ParsedWire implements ParsedEnvelope {
+  readonly #wire: string;
+
+  constructor(wire: string, readonly header: EnvelopeHeader, readonly signed: CanonicalJson, readonly sig: SigHex) {
+    this.#wire = wire;
+  }
+
+  // Made when asked for: copying every field but sig on each message cost the verifier as much as
+  // the canonical check.
+  get body(): JsonObject {
+    const { [SIG_FIELD]: _sig, ...body } = JSON.parse(this.#wire) as JsonObject;
+    return body;
+  }
+}
+
 function inspect(wire: unknown): { readonly ok: true; readonly envelope: ParsedEnvelope } | Rejection {
   if (typeof wire !== "string") return reject("malformed", `a message is a string, got ${typeof wire}`);
   if (wire.length > MAX_WIRE_BYTES) return reject("oversize", `${wire.length} bytes, over the ${MAX_WIRE_BYTES}-byte limit`);
+  const scanned = scanWire(wire);
+  if (scanned) return { ok: true, envelope: new ParsedWire(wire, scanned.header, scanned.signed, scanned.sig) };
+  // Not plainly canonical: parse, write the value out again and compare, to accept or say why not.
   let value: unknown;
   try {
     value = JSON.parse(wire);
@@ -192,19 +211,7 @@ function inspect(wire: unknown): { readonly ok: true; readonly envelope: ParsedE
   }
   const canonical = wireText(members, sig);
   if (canonical !== wire) return reject("non-canonical", firstDifference(canonical, wire), header);
-  // The body is made when asked for: copying every field but sig on each message cost the
-  // verifier as much as the canonical check.
-  const parsed: JsonObject = value;
-  return {
-    ok: true,
-    envelope: {
-      header, signed: members.signed, sig,
-      get body(): JsonObject {
-        const { [SIG_FIELD]: _sig, ...body } = parsed;
-        return body;
-      },
-    },
-  };
+  return { ok: true, envelope: new ParsedWire(wire, header, members.signed, sig) };
 }
 
 /**

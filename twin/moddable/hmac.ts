@@ -157,12 +157,13 @@ export default class HMAC {
       return this.close();
     }
     const message = messageBytes(data[0]!);
-    const mac = new Uint8Array(32);
+    // An ArrayBuffer first: asking a small typed array for its buffer makes V8 move it off the heap.
+    const mac = new ArrayBuffer(32);
     finish(this.#pads.inner, BLOCK, message, innerDigest);
-    finish(this.#pads.outer, BLOCK, innerDigest, mac);
+    finish(this.#pads.outer, BLOCK, innerDigest, new Uint8Array(mac));
     // as after close(): the board's Digest is left finalised
     this.#mac = undefined;
-    return mac.buffer;
+    return mac;
   }
 
   // On the board both call this.write, which HMAC does not have.
