@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -144,7 +144,7 @@ describe("file replay store shared by processes", () => {
   test("a lock left by a process that died is broken; a corrupt state file is refused, not reset", () => {
     const dir = join(root, "orphan");
     const store = fileStore(dir, 8);
-    writeFileSync(join(store.lockDir, "dev-1.lock"), "999999999");
+    symlinkSync("999999999", join(store.lockDir, "dev-1.lock"));
     assert.deepEqual(store.claim("dev-1", 3), { ok: true });
     assert.deepEqual(readdirSync(store.lockDir), [], "the orphaned lock is gone");
     writeFileSync(join(dir, "dev-2.state"), "{\"last\":\"x\"}");

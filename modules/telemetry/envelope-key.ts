@@ -17,14 +17,18 @@ export class EnvelopeKeyError extends Error {
   override name = "EnvelopeKeyError";
 }
 
-export function isSigHex(value: unknown): value is SigHex {
-  if (typeof value !== "string" || value.length !== SIG_HEX_LENGTH) return false;
+/** Whether `text` holds SIG_HEX_LENGTH lowercase hex digits from `from` on. */
+export function isSigHexAt(text: string, from: number): boolean {
   // a loop, not a regular expression: this runs on every message the verifier receives
-  for (let i = 0; i < SIG_HEX_LENGTH; i++) {
-    const unit = value.charCodeAt(i);
+  for (let i = from; i < from + SIG_HEX_LENGTH; i++) {
+    const unit = text.charCodeAt(i);
     if (!((unit >= 0x30 && unit <= 0x39) || (unit >= 0x61 && unit <= 0x66))) return false;
   }
   return true;
+}
+
+export function isSigHex(value: unknown): value is SigHex {
+  return typeof value === "string" && value.length === SIG_HEX_LENGTH && isSigHexAt(value, 0);
 }
 
 const HEX_BYTES: readonly string[] = Array.from({ length: 256 }, (_, byte) => (byte < 16 ? "0" : "") + byte.toString(16));

@@ -6,7 +6,7 @@
 // never more permissive: the tests hold every message it accepts to the full check's verdict.
 import { type CanonicalJson, formatNumber, MAX_DEPTH } from "telemetry/canonical-json";
 import { type EnvelopeHeader, EnvelopeHeaderError, readHeader, SIG_FIELD } from "telemetry/envelope-header";
-import { isSigHex, type SigHex } from "telemetry/envelope-key";
+import { isSigHexAt, SIG_HEX_LENGTH, type SigHex } from "telemetry/envelope-key";
 
 export interface ScannedWire {
   readonly header: EnvelopeHeader;
@@ -184,7 +184,7 @@ export function scanWire(wire: string): ScannedWire | undefined {
   const scan = new Scan(wire);
   let signed = "{";
   let previous = "";
-  let sig: string | undefined;
+  let sig: SigHex | undefined;
   // Wrong types become values readHeader refuses (null for "dev": 1, NaN for "seq": "1").
   let dev: string | null = null;
   let kid: string | null = null;
@@ -200,12 +200,15 @@ export function scanWire(wire: string): ScannedWire | undefined {
     const start = keyEnd + 1;
     const end = scan.value(start, 1);
     if (end === NOT_CANONICAL) return undefined;
-    const text = wire.charCodeAt(start) === QUOTE ? wire.slice(start + 1, end - 1) : null;
-    if (key === SIG_FIELD) sig = text ?? undefined;
-    else {
+    const quoted = wire.charCodeAt(start) === QUOTE;
+    if (key === SIG_FIELD) {
+      // checked on the message, a flat string: read through a slice, each character costs more
+      if (!quoted || end - start !== SIG_HEX_LENGTH + 2 || !isSigHexAt(wire, start + 1)) return undefined;
+      sig = wire.slice(start + 1, end - 1) as SigHex;
+    } else {
       signed += (signed.length > 1 ? ", " : "") + wire.slice(i, keyEnd) + ": " + scan.spaced;
-      if (key === "dev") dev = text;
-      else if (key === "kid") kid = text;
+      if (key === "dev") dev = quoted ? wire.slice(start + 1, end - 1) : null;
+      else if (key === "kid") kid = quoted ? wire.slice(start + 1, end - 1) : null;
       else if (key === "seq") seq = Number(scan.spaced);
       else if (key === "ts") ts = Number(scan.spaced);
     }
@@ -218,6 +221,6 @@ export function scanWire(wire: string): ScannedWire | undefined {
     i = end + 1;
   }
   const header = readHeader(ts === undefined ? { dev, kid, seq } : { dev, kid, seq, ts });
-  if (header instanceof EnvelopeHeaderError || !isSigHex(sig)) return undefined;
+  if (header instanceof EnvelopeHeaderError || sig === undefined) return undefined;
   return { header, signed: `${signed}}` as CanonicalJson, sig };
 }
