@@ -188,6 +188,19 @@ describe("hmac", () => {
       }), { numRuns: 200 });
   });
 
+  test("process(string) equals node:crypto over its UTF-8, on every padding boundary and past the ASCII fast path", () => {
+    const key = Uint8Array.from({ length: 32 }, (_, i) => i * 13);
+    const hmac = new HMAC(new Digest("SHA256"), key);
+    const expected = (text: string) => createHmac("sha256", key).update(text, "utf8").digest("hex");
+    for (let length = 0; length <= 200; length++) {
+      const text = "{\"a\": 1}".repeat(30).slice(0, length);
+      assert.equal(hex(hmac.process(text)), expected(text), `${length} ASCII characters`);
+    }
+    fc.assert(fc.property(fc.string({ unit: fc.constantFrom("a", "~", "\u007f", "\u0080", "\u00e9", "\u2028", "\u{1F600}"), maxLength: 150 }),
+      (text) => assert.equal(hex(hmac.process(text)), expected(text))), { numRuns: 500 });
+    assert.throws(() => hmac.process("a\u0000b"), /U\+0000/);
+  });
+
   test("close() does not reset: update or close again throws until reset() or process()", () => {
     const hmac = new HMAC(new Digest("SHA256"), fromHex("00112233"));
     hmac.update("message");

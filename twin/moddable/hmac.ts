@@ -70,10 +70,7 @@ function finish(state: Int32Array, prefix: number, bytes: Uint8Array, out: Uint8
   tail[end - 4] = bits >>> 24; tail[end - 3] = bits >>> 16; tail[end - 2] = bits >>> 8; tail[end - 1] = bits;
   compress(running, tail, 0);
   if (end > BLOCK) compress(running, tail, BLOCK);
-  for (let i = 0; i < 8; i++) {
-    const v = running[i]!;
-    out[4 * i] = v >>> 24; out[4 * i + 1] = v >>> 16; out[4 * i + 2] = v >>> 8; out[4 * i + 3] = v;
-  }
+  writeDigest(running, out);
 }
 
 /** The SHA-256 states after the key's inner and outer pads (RFC 2104 §4: computed once per key). */
@@ -92,19 +89,52 @@ function padStates(key: Uint8Array): { inner: Int32Array; outer: Int32Array } {
   return { inner: pad(0x36), outer: pad(0x5c) };
 }
 
-let scratch = new Uint8Array(1024);
+let padded = new Uint8Array(1024);
 
-// A string's bytes: ASCII without U+0000 is copied straight (its UTF-8 is itself); anything else
-// goes through readableBytes, which also refuses what XS would hash differently.
-function messageBytes(data: Data): Uint8Array {
-  if (typeof data !== "string") return readableBytes(data, "HMAC.update", true);
-  if (scratch.length < data.length) scratch = new Uint8Array(2 * data.length);
-  for (let i = 0; i < data.length; i++) {
-    const unit = data.charCodeAt(i);
-    if (unit === 0 || unit > 0x7f) return readableBytes(data, "HMAC.update", true);
-    scratch[i] = unit;
+// An ASCII string without U+0000 (its UTF-8 is itself) laid out with SHA-256's padding for a
+// message that follows one 64-byte block (the key's), in `padded`; returns the padded length, or
+// 0 for any other string, which goes through readableBytes (it refuses what XS would hash differently).
+function padAscii(text: string): number {
+  const length = text.length;
+  const total = (length + 9 + BLOCK - 1) & -BLOCK;
+  if (padded.length < total) padded = new Uint8Array(2 * total);
+  for (let i = 0; i < length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit === 0 || unit > 0x7f) return 0;
+    padded[i] = unit;
   }
-  return scratch.subarray(0, data.length);
+  padded[length] = 0x80;
+  padded.fill(0, length + 1, total - 5);
+  const bits = (BLOCK + length) * 8;
+  padded[total - 5] = bits / 2 ** 32;
+  padded[total - 4] = bits >>> 24; padded[total - 3] = bits >>> 16; padded[total - 2] = bits >>> 8; padded[total - 1] = bits;
+  return total;
+}
+
+// The outer hash's one block: the inner digest, then padding for 64 + 32 bytes.
+const outerBlock = new Uint8Array(BLOCK);
+outerBlock[32] = 0x80;
+outerBlock[BLOCK - 2] = ((BLOCK + 32) * 8) >>> 8;
+outerBlock[BLOCK - 1] = (BLOCK + 32) * 8;
+
+function writeDigest(state: Int32Array, out: Uint8Array): void {
+  for (let i = 0; i < 8; i++) {
+    const v = state[i]!;
+    out[4 * i] = v >>> 24; out[4 * i + 1] = v >>> 16; out[4 * i + 2] = v >>> 8; out[4 * i + 3] = v;
+  }
+}
+
+/** HMAC-SHA256 of an ASCII string from the key's pad states, into `out`; false for other strings. */
+function macAscii(pads: { inner: Int32Array; outer: Int32Array }, text: string, out: Uint8Array): boolean {
+  const total = padAscii(text);
+  if (total === 0) return false;
+  running.set(pads.inner);
+  for (let at = 0; at < total; at += BLOCK) compress(running, padded, at);
+  writeDigest(running, outerBlock);
+  running.set(pads.outer);
+  compress(running, outerBlock, 0);
+  writeDigest(running, out);
+  return true;
 }
 
 const innerDigest = new Uint8Array(32);
@@ -156,11 +186,14 @@ export default class HMAC {
       this.update(...data);
       return this.close();
     }
-    const message = messageBytes(data[0]!);
     // An ArrayBuffer first: asking a small typed array for its buffer makes V8 move it off the heap.
     const mac = new ArrayBuffer(32);
-    finish(this.#pads.inner, BLOCK, message, innerDigest);
-    finish(this.#pads.outer, BLOCK, innerDigest, new Uint8Array(mac));
+    const out = new Uint8Array(mac);
+    const message = data[0]!;
+    if (typeof message !== "string" || !macAscii(this.#pads, message, out)) {
+      finish(this.#pads.inner, BLOCK, readableBytes(message, "HMAC.update", true), innerDigest);
+      finish(this.#pads.outer, BLOCK, innerDigest, out);
+    }
     // as after close(): the board's Digest is left finalised
     this.#mac = undefined;
     return mac;
