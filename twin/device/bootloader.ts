@@ -4,13 +4,14 @@
 // the app image's SHA-256, the twin re-verifies the whole signed OTA image the slot holds
 // (docs/ota-image.md §3) with the provisioned OTA key, so no unsigned byte ever runs. A slot that
 // fails is skipped for the other one, as ESP-IDF's bootloader tries the remaining apps.
+import { isUtf8 } from "node:buffer";
 import { createHash } from "node:crypto";
 import { type EmulatedFlash, FlashFile, MemoryFlash } from "../flash/flash-file.ts";
 import { NvsPartition } from "../flash/nvs.ts";
 import { activeCopy, OtaState, readEntries, setActiveState, slotOf } from "../flash/otadata.ts";
 import { type Partition, PartitionTable } from "../flash/partition-table.ts";
-import { decodeHeader, HEADER_SIZE, imageSize } from "../../modules/ota/image-format.ts";
-import { verifyImage } from "../../modules/ota/image-verifier.ts";
+import { decodeHeader, HEADER_SIZE, type ImageHeader, imageSize } from "../../modules/ota/image-format.ts";
+import { ImageVerifier } from "../../modules/ota/image-verifier.ts";
 import { TrustedKey } from "../../modules/ota/trusted-key.ts";
 import { OtaConfigKey } from "../../modules/ota/ota-config.ts";
 import { loadManifest } from "../runtime/manifest.ts";
@@ -47,16 +48,65 @@ export function provisionedOtaKey(flash: EmulatedFlash, table = PartitionTable.l
   return TrustedKey.fromSpki(item.value);
 }
 
-/** Verifies the signed image in `slot` and returns its bundle; throws saying why it cannot boot. */
-export function readSlotImage(flash: EmulatedFlash, slot: Partition, key: TrustedKey): BootImage {
+/** Slot bytes checked at a time: reading a slot into fresh memory costs more than checking it. */
+const PIECE_BYTES = 64 * 1024;
+
+/** Where `bytes` (5 or more) can be cut with no UTF-8 sequence across the cut: before its last lead byte. */
+function characterBoundary(bytes: Uint8Array): number {
+  let at = bytes.length - 1;
+  while (at > bytes.length - 4 && (bytes[at]! & 0xc0) === 0x80) at--;
+  return bytes[at]! >= 0xc0 ? at : bytes.length;
+}
+
+/** The header of the image in `slot`, once it is known to describe an image that fits the slot. */
+function slotHeader(flash: EmulatedFlash, slot: Partition): ImageHeader {
   const header = decodeHeader(flash.read(slot.offset, HEADER_SIZE));
   const size = imageSize(header);
   if (size > slot.size) throw new BootError(`slot ${slot.name}: the header claims a ${size}-byte image, more than the ${slot.size}-byte slot`);
-  const image = flash.read(slot.offset, size);
-  const verified = verifyImage(image, {
+  return header;
+}
+
+/**
+ * Verifies the signed image in `slot` and that its payload is a UTF-8 bundle, as the bootloader
+ * and esp_ota_end (the twin's `embedded:update` complete()) both check; throws saying why not.
+ * `piece(at, length)` returns the image's bytes [at, at + length), valid until the next call.
+ */
+function verifyPieces(slot: Partition, header: ImageHeader, key: TrustedKey, piece: (at: number, length: number) => Uint8Array): void {
+  const verifier = new ImageVerifier({
     keys: [key], target: "twin", payloadTypes: ["twin-bundle"], acceptedCounter: header.counter, allowAcceptedCounter: true,
   });
-  const payload = image.subarray(verified.payloadOffset, verified.payloadOffset + header.payloadSize);
+  verifier.write(piece(0, HEADER_SIZE));
+  const payloadEnd = HEADER_SIZE + header.payloadSize;
+  let utf8 = true;
+  for (let at = HEADER_SIZE; at < payloadEnd; ) {
+    const bytes = piece(at, Math.min(PIECE_BYTES, payloadEnd - at));
+    // each piece but the last ends on a character boundary, so UTF-8 is checked piece by piece
+    const end = at + bytes.length < payloadEnd ? characterBoundary(bytes) : bytes.length;
+    verifier.write(bytes.subarray(0, end));
+    utf8 &&= isUtf8(bytes.subarray(0, end));
+    at += end;
+  }
+  verifier.write(piece(payloadEnd, imageSize(header) - payloadEnd));
+  verifier.finish();
+  if (!utf8) throw new BootError(`slot ${slot.name}: the signed payload is not UTF-8, so not a twin bundle`);
+}
+
+/** The checks of readSlotImage, reading the slot a piece at a time (esp_ota_end's check). */
+export function verifySlotImage(flash: EmulatedFlash, slot: Partition, key: TrustedKey): void {
+  const buffer = new Uint8Array(PIECE_BYTES);
+  verifyPieces(slot, slotHeader(flash, slot), key, (at, length) => {
+    const bytes = buffer.subarray(0, length);
+    flash.readInto(slot.offset + at, bytes);
+    return bytes;
+  });
+}
+
+/** Verifies the signed image in `slot` and returns its bundle; throws saying why it cannot boot. */
+export function readSlotImage(flash: EmulatedFlash, slot: Partition, key: TrustedKey): BootImage {
+  const header = slotHeader(flash, slot);
+  const image = flash.read(slot.offset, imageSize(header));
+  verifyPieces(slot, header, key, (at, length) => image.subarray(at, at + length));
+  const payload = image.subarray(HEADER_SIZE, HEADER_SIZE + header.payloadSize);
   return {
     slot: slot.name,
     bundle: new TextDecoder("utf-8", { fatal: true }).decode(payload),

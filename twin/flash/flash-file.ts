@@ -9,6 +9,18 @@ export const SECTOR_SIZE = 4096;
 /** SPI flash programs at most one 256-byte page per command; longer writes are split at page boundaries. */
 export const PROGRAM_PAGE_SIZE = 256;
 
+/** Erased cells, compared against and stored from; never written to. */
+const ERASED = Buffer.alloc(16 * SECTOR_SIZE, 0xff);
+
+/** True when every byte is 0xFF (erased), compared natively a slice of ERASED at a time. */
+export function isErased(bytes: Uint8Array): boolean {
+  for (let at = 0; at < bytes.length; at += ERASED.length) {
+    const length = Math.min(ERASED.length, bytes.length - at);
+    if (ERASED.compare(bytes, at, at + length, 0, length) !== 0) return false;
+  }
+  return true;
+}
+
 export class FlashError extends Error {
   constructor(message: string) {
     super(message);
@@ -63,6 +75,7 @@ export abstract class EmulatedFlash implements FlashRegion {
   #operations = 0;
   #cutBefore: number | undefined;
   #off = false;
+  #scratch = new Uint8Array(0);
 
   protected constructor(readonly size: number, options: FlashOptions) {
     if (!Number.isSafeInteger(size) || size <= 0 || size % SECTOR_SIZE !== 0)
@@ -70,8 +83,8 @@ export abstract class EmulatedFlash implements FlashRegion {
     this.strictBits = options.strictBits ?? false;
   }
 
-  /** Reads the medium; the range is already checked. */
-  protected abstract load(offset: number, length: number): Uint8Array;
+  /** Reads the medium into `into`, whole; the range is already checked. */
+  protected abstract load(offset: number, into: Uint8Array): void;
   /** Writes the medium as is (bit clearing already applied); must be durable when it returns. */
   protected abstract store(offset: number, data: Uint8Array): void;
 
@@ -92,32 +105,50 @@ export abstract class EmulatedFlash implements FlashRegion {
   }
 
   read(offset: number, length: number): Uint8Array {
-    checkRange("read", offset, length, this.size);
-    return this.load(offset, length);
+    const bytes = new Uint8Array(length);
+    this.readInto(offset, bytes);
+    return bytes;
+  }
+
+  /** read() into a buffer the caller reuses, for long reads: fresh memory costs more than the read. */
+  readInto(offset: number, into: Uint8Array): void {
+    checkRange("read", offset, into.length, this.size);
+    this.load(offset, into);
   }
 
   write(offset: number, data: Uint8Array): void {
     checkRange("write", offset, data.length, this.size);
     if (data.length === 0) return;
-    const old = this.load(offset, data.length);
-    if (this.strictBits) {
-      const at = data.findIndex((byte, i) => (byte & ~old[i]!) !== 0);
-      if (at >= 0)
+    // what the cells hold only matters during this call: read it into a buffer kept for reuse,
+    // as a fresh one per write costs more than the read itself
+    if (this.#scratch.length < data.length) this.#scratch = new Uint8Array(data.length);
+    const old = this.#scratch.subarray(0, data.length);
+    this.load(offset, old);
+    // Over erased cells (a write after its erase, the usual case) old AND data is data itself, and
+    // so it is up to the first byte that would set a bit: the AND (a store per byte, slow on typed
+    // arrays once the device froze its built-ins) runs only from there.
+    let programmed = data;
+    if (!isErased(old)) {
+      let at = 0;
+      while (at < data.length && (data[at]! & ~old[at]!) === 0) at++;
+      if (at < data.length && this.strictBits)
         throw new FlashError(
           `write at 0x${(offset + at).toString(16)} would set bits (0x${old[at]!.toString(16).padStart(2, "0")} -> ` +
             `0x${data[at]!.toString(16).padStart(2, "0")}); NOR flash can only clear bits: erase the sector first`,
         );
+      if (at < data.length) {
+        programmed = old;
+        programmed.set(data.subarray(0, at));
+        for (let i = at; i < data.length; i++) programmed[i]! &= data[i]!;
+      }
     }
-    let start = 0;
-    while (start < data.length) {
-      const end = Math.min(data.length, PROGRAM_PAGE_SIZE - ((offset + start) % PROGRAM_PAGE_SIZE) + start);
-      this.#begin();
-      const page = old.slice(start, end);
-      for (let i = 0; i < page.length; i++) page[i]! &= data[start + i]!;
-      this.store(offset + start, page);
-      this.#operations++;
-      start = end;
-    }
+    const pages = Math.ceil(((offset % PROGRAM_PAGE_SIZE) + data.length) / PROGRAM_PAGE_SIZE);
+    // The pages before a cut reach the medium in one store: each is still one counted operation.
+    const done = this.#runnable(pages);
+    const end = done === pages ? data.length : done * PROGRAM_PAGE_SIZE - (offset % PROGRAM_PAGE_SIZE);
+    if (end > 0) this.store(offset, end === data.length ? programmed : programmed.subarray(0, end));
+    this.#operations += done;
+    if (done < pages) this.#begin();
   }
 
   erase(offset: number, length: number): void {
@@ -126,12 +157,12 @@ export abstract class EmulatedFlash implements FlashRegion {
       throw new FlashError(
         `erase [0x${offset.toString(16)}, +0x${length.toString(16)}) is not sector aligned: flash erases whole ${SECTOR_SIZE}-byte sectors`,
       );
-    const blank = new Uint8Array(SECTOR_SIZE).fill(0xff);
-    for (let sector = offset; sector < offset + length; sector += SECTOR_SIZE) {
-      this.#begin();
-      this.store(sector, blank);
-      this.#operations++;
-    }
+    const sectors = length / SECTOR_SIZE;
+    const done = this.#runnable(sectors);
+    for (let at = 0; at < done * SECTOR_SIZE; at += ERASED.length)
+      this.store(offset + at, ERASED.subarray(0, Math.min(ERASED.length, done * SECTOR_SIZE - at)));
+    this.#operations += done;
+    if (done < sectors) this.#begin();
   }
 
   /** A window onto [offset, offset + size), e.g. one partition; operations count on this flash. */
@@ -155,6 +186,13 @@ export abstract class EmulatedFlash implements FlashRegion {
         flash.erase(offset + at, length);
       },
     };
+  }
+
+  /** How many of the next `count` operations run before the power cut (all of them without one). */
+  #runnable(count: number): number {
+    if (this.#off) return 0;
+    if (this.#cutBefore === undefined) return count;
+    return Math.max(0, Math.min(count, this.#cutBefore - this.#operations));
   }
 
   #begin(): void {
@@ -209,15 +247,13 @@ export class FlashFile extends EmulatedFlash {
     this.#fd = undefined;
   }
 
-  protected load(offset: number, length: number): Uint8Array {
+  protected load(offset: number, into: Uint8Array): void {
     const fd = this.#open();
-    const bytes = new Uint8Array(length);
-    for (let done = 0; done < length; ) {
-      const n = readSync(fd, bytes, done, length - done, offset + done);
+    for (let done = 0; done < into.length; ) {
+      const n = readSync(fd, into, done, into.length - done, offset + done);
       if (n === 0) throw new FlashError(`${this.path} ended at ${offset + done}: the file shrank under the twin`);
       done += n;
     }
-    return bytes;
   }
 
   protected store(offset: number, data: Uint8Array): void {
@@ -246,8 +282,8 @@ export class MemoryFlash extends EmulatedFlash {
     return this.#bytes.slice();
   }
 
-  protected load(offset: number, length: number): Uint8Array {
-    return this.#bytes.slice(offset, offset + length);
+  protected load(offset: number, into: Uint8Array): void {
+    into.set(this.#bytes.subarray(offset, offset + into.length));
   }
 
   protected store(offset: number, data: Uint8Array): void {

@@ -33,7 +33,7 @@
 // One deliberate difference: `set` replaces an item of any type under the same key. nvs_set_*
 // replaces only an item of the same type and leaves the other (the ESP-IDF behaviour
 // modPreference.c works around by erasing first), so keys here are unique within a namespace.
-import { MemoryFlash, type FlashRegion } from "./flash-file.ts";
+import { isErased, MemoryFlash, type FlashRegion } from "./flash-file.ts";
 
 export const NVS_PAGE_SIZE = 4096;
 /** NVS_KEY_NAME_MAX_SIZE - 1: keys and namespace names, in UTF-8 bytes. */
@@ -527,7 +527,7 @@ export class NvsPartition {
     const b = page.bytes;
     const state = u32(b, 0);
     if (state === PAGE_UNINITIALIZED) {
-      if (b.some((byte) => byte !== 0xff)) {
+      if (!isErased(b)) {
         page.state = "corrupt";
         this.#repair(`page ${page.index}: header erased but the page holds data; treated as corrupt, erased before reuse`, () => undefined);
       }

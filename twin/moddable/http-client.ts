@@ -63,7 +63,7 @@ export default class HttpClient {
   #head = "";
   #headersDone = false;
   #remaining = 0;
-  #body: Uint8Array[] = [];
+  #body: Uint8Array<ArrayBuffer>[] = [];
   #bodyBytes = 0;
   #inReadable = false;
 
@@ -116,6 +116,13 @@ export default class HttpClient {
       throw new HttpClientError("request.read() outside that request's onReadable: the board's client reads its socket directly and would misparse");
     if (this.#bodyBytes === 0) return undefined;
     const want = Math.min(count ?? this.#bodyBytes, this.#bodyBytes);
+    const whole = this.#body[0]!;
+    // the usual read takes one whole received buffer: hand it over rather than copy it
+    if (want === whole.length && whole.byteOffset === 0 && whole.byteLength === whole.buffer.byteLength) {
+      this.#body.shift();
+      this.#bodyBytes -= want;
+      return whole.buffer;
+    }
     const out = new Uint8Array(want);
     let at = 0;
     while (at < want) {
@@ -154,16 +161,17 @@ export default class HttpClient {
     }
   }
 
-  #take(bytes: Uint8Array): void {
+  #take(bytes: Uint8Array<ArrayBuffer>): void {
     const current = this.#queue[0];
     if (!current) return this.#fail(new Error("the server sent bytes no request asked for"));
     let body = bytes;
     if (!this.#headersDone) {
-      this.#head += String.fromCharCode(...bytes);
-      const end = this.#head.indexOf(HEADER_END);
-      if (end < 0) return;
-      body = bytes.subarray(bytes.length - (this.#head.length - end - HEADER_END.length));
-      const lines = this.#head.slice(0, end).split("\r\n");
+      // decode only the head: the body after it can be a whole TLS record
+      let at = 0;
+      while (at < bytes.length && !this.#head.endsWith(HEADER_END)) this.#head += String.fromCharCode(bytes[at++]!);
+      if (!this.#head.endsWith(HEADER_END)) return;
+      body = bytes.subarray(at);
+      const lines = this.#head.slice(0, -HEADER_END.length).split("\r\n");
       const status = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(lines[0]!);
       if (!status) return this.#fail(new Error("bad response"));
       const headers = new Map<string, string>();
@@ -182,7 +190,8 @@ export default class HttpClient {
     if (body.length > this.#remaining) return this.#fail(new Error("the server sent more than its Content-Length"));
     this.#remaining -= body.length;
     if (body.length) {
-      this.#body.push(body.slice());
+      // the socket handed this buffer over (read() returns a new one each time): keep it, no copy
+      this.#body.push(body);
       this.#bodyBytes += body.length;
     }
     this.#deliver(current);

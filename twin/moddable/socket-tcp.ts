@@ -201,8 +201,11 @@ export default class TCP {
     const available = pendingBytes(connection);
     let out: Uint8Array;
     let fill = false;
-    if (request === undefined) out = new Uint8Array(available);
-    else if (typeof request === "number") {
+    if (request === undefined) {
+      const only = connection.chunks.length === 1 ? connection.chunks[0]! : undefined;
+      // one received buffer read whole is handed over: nothing else holds it
+      out = only && only.byteOffset === 0 && only.byteLength === only.buffer.byteLength ? only : new Uint8Array(available);
+    } else if (typeof request === "number") {
       if (!Number.isInteger(request) || request <= 0 || request > available)
         throw new TcpSocketError("invalid", `TCP read(${request}): count must be an integer 1–${available} (bytes pending)`);
       out = new Uint8Array(request);
@@ -290,7 +293,8 @@ export default class TCP {
       this.#trigger(WRITABLE);
     });
     socket.on("data", (data: Buffer) => {
-      connection.chunks.push(new Uint8Array(data));
+      // node:net gives every read a buffer of its own: keep a view, no copy
+      connection.chunks.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       if (pendingBytes(connection) >= RECEIVE_WINDOW_BYTES) socket.pause();
       if (this.#triggerable & READABLE) this.#trigger(READABLE);
     });
@@ -309,6 +313,10 @@ export default class TCP {
 
   #take(connection: Connection, out: Uint8Array): Uint8Array {
     let offset = 0;
+    if (out === connection.chunks[0]) {
+      connection.chunks.shift();
+      offset = out.byteLength;
+    }
     while (offset < out.byteLength) {
       const chunk = connection.chunks[0]!;
       const use = Math.min(chunk.byteLength, out.byteLength - offset);

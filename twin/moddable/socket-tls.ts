@@ -104,6 +104,17 @@ interface CachedSession {
 // ssl_cache.js: one session for the whole device, keyed by server name.
 let cachedSession: CachedSession | undefined;
 
+// Parsing is the slow part of checking the trusted certificate, and firmware passes the same one to
+// every connection: each distinct certificate is parsed once, its dates are checked every time.
+const parsedAnchors = new Map<string, ReturnType<typeof parseCertificate>>();
+
+function parsedAnchor(der: Bytes): ReturnType<typeof parseCertificate> {
+  const key = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("base64");
+  let parsed = parsedAnchors.get(key);
+  if (!parsed) parsedAnchors.set(key, (parsed = parseCertificate(der, -1, "secure.certificate")));
+  return parsed;
+}
+
 const SECURE_KEYS = new Set(["certificate", "clientCertificates", "clientKey", "serverName", "cache", "verify", "protocolVersion", "pins"]);
 
 const ALERTS: Record<number, string> = {
@@ -268,7 +279,7 @@ export default class TLSSocket {
       if (Array.isArray(secure.certificate))
         throw new TypeError("secure.certificate takes one DER certificate (an ArrayBuffer), not a list: Moddable's certificate manager registers a single trusted certificate");
       this.#trusted = toBytes(secure.certificate, "secure.certificate");
-      const anchor = parseCertificate(this.#trusted, -1, "secure.certificate");
+      const anchor = parsedAnchor(this.#trusted);
       if (this.#verify) checkDates(anchor, deviceNow(), "the trusted secure.certificate");
     } else if (this.#verify)
       throw new TlsSocketError("invalid", "secure.certificate is required: it is the only certificate the device trusts (the public CA store is not part of this firmware)");
@@ -324,7 +335,8 @@ export default class TLSSocket {
       this.#afterTls();
     });
     tls.on("data", (data: Buffer) => {
-      this.#plain.push(new Uint8Array(data));
+      // node:tls gives every record it decrypts a buffer of its own: keep a view, no copy
+      this.#plain.push(new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength));
       this.#afterTls();
     });
     tls.on("session", (session: Buffer) => {
@@ -367,8 +379,10 @@ export default class TLSSocket {
     let result: ArrayBuffer | number;
     if (!this.#buffer) result = data.bytes[data.position++]!;
     else if (request === undefined) {
-      result = data.bytes.slice(data.position).buffer;
-      data.position = data.bytes.byteLength;
+      const { bytes, position } = data;
+      // a record read whole is handed over when it fills its buffer: nothing else holds it
+      result = position === 0 && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes.buffer : bytes.slice(position).buffer;
+      data.position = bytes.byteLength;
     } else if (typeof request === "number") {
       if (!Number.isInteger(request) || request < 1 || request > available)
         throw new TlsSocketError("invalid", `TLS read(${request}): count must be an integer 1–${available} (bytes left in this record)`);
@@ -488,7 +502,8 @@ export default class TLSSocket {
           throw error;
         }
       }
-      this.#transport.push(Buffer.from(bytes));
+      // the TCP socket handed this buffer over and nothing writes to it again: push it without a copy
+      this.#transport.push(Buffer.from(data));
     } finally {
       this.#inTcpCallback = false;
     }

@@ -10,7 +10,7 @@
 import { deviceFlash, type FlashRegion, SECTOR_SIZE } from "../flash/flash-file.ts";
 import { OtaState, selectSlot, readEntries, activeCopy, slotOf } from "../flash/otadata.ts";
 import { PartitionTable } from "../flash/partition-table.ts";
-import { otaLayout, provisionedOtaKey, readSlotImage } from "../device/bootloader.ts";
+import { otaLayout, provisionedOtaKey, verifySlotImage } from "../device/bootloader.ts";
 import { runningSlotIndex } from "../device/running-slot.ts";
 import { FlashPartition } from "./storage-flash.ts";
 
@@ -51,9 +51,10 @@ export class Update {
       fail("write failed", "the first bytes are not a signed image (ESP_ERR_OTA_VALIDATE_FAILED: esp_ota_write checks the image magic)");
     const end = this.#written + bytes.length;
     if (end > slot.size) fail("write failed", `${end} bytes do not fit the ${slot.size}-byte slot`);
-    while (this.#erased < end) {
-      slot.erase(this.#erased, SECTOR_SIZE);
-      this.#erased += SECTOR_SIZE;
+    if (this.#erased < end) {
+      const length = Math.ceil((end - this.#erased) / SECTOR_SIZE) * SECTOR_SIZE;
+      slot.erase(this.#erased, length);
+      this.#erased += length;
     }
     slot.write(this.#written, bytes);
     this.#written = end;
@@ -66,7 +67,7 @@ export class Update {
     const layout = otaLayout(table);
     const flash = deviceFlash("embedded:update");
     try {
-      readSlotImage(flash, layout.slots[this.#slotIndex]!, provisionedOtaKey(flash, table));
+      verifySlotImage(flash, layout.slots[this.#slotIndex]!, provisionedOtaKey(flash, table));
     } catch (error) {
       fail("end failed", `the slot does not hold a verified image (${(error as Error).message})`);
     }
