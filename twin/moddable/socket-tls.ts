@@ -104,17 +104,6 @@ interface CachedSession {
 // ssl_cache.js: one session for the whole device, keyed by server name.
 let cachedSession: CachedSession | undefined;
 
-// Parsing is the slow part of checking the trusted certificate, and firmware passes the same one to
-// every connection: each distinct certificate is parsed once, its dates are checked every time.
-const parsedAnchors = new Map<string, ReturnType<typeof parseCertificate>>();
-
-function parsedAnchor(der: Bytes): ReturnType<typeof parseCertificate> {
-  const key = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("base64");
-  let parsed = parsedAnchors.get(key);
-  if (!parsed) parsedAnchors.set(key, (parsed = parseCertificate(der, -1, "secure.certificate")));
-  return parsed;
-}
-
 const SECURE_KEYS = new Set(["certificate", "clientCertificates", "clientKey", "serverName", "cache", "verify", "protocolVersion", "pins"]);
 
 const ALERTS: Record<number, string> = {
@@ -279,7 +268,7 @@ export default class TLSSocket {
       if (Array.isArray(secure.certificate))
         throw new TypeError("secure.certificate takes one DER certificate (an ArrayBuffer), not a list: Moddable's certificate manager registers a single trusted certificate");
       this.#trusted = toBytes(secure.certificate, "secure.certificate");
-      const anchor = parsedAnchor(this.#trusted);
+      const anchor = parseCertificate(this.#trusted, -1, "secure.certificate");
       if (this.#verify) checkDates(anchor, deviceNow(), "the trusted secure.certificate");
     } else if (this.#verify)
       throw new TlsSocketError("invalid", "secure.certificate is required: it is the only certificate the device trusts (the public CA store is not part of this firmware)");

@@ -127,12 +127,25 @@ function describe(entry: Parsed): string {
   return `certificate ${entry.index} (${entry.cert.subject.replace(/\n/g, ", ")})`;
 }
 
+// Parsing takes ~1 ms a certificate and every connection presents the same few, so a parse is kept
+// by its exact bytes; each connection still checks dates, chain and signatures. Bytes that do not
+// parse are not kept: they throw every time.
+const PARSED_KEPT = 64;
+const parsed = new Map<string, Pick<Parsed, "cert" | "asn">>();
+
 export function parseCertificate(der: Uint8Array, index: number, role: string): Parsed {
-  try {
-    return { index, der, cert: new X509Certificate(Buffer.from(der)), asn: AsnConvert.parse(der, Certificate) };
-  } catch (cause) {
-    throw new TlsError("untrusted-chain", `${role} is not a DER X.509 certificate (${(cause as Error).message})`);
+  const key = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString("base64");
+  let entry = parsed.get(key);
+  if (!entry) {
+    try {
+      entry = { cert: new X509Certificate(Buffer.from(der)), asn: AsnConvert.parse(der, Certificate) };
+    } catch (cause) {
+      throw new TlsError("untrusted-chain", `${role} is not a DER X.509 certificate (${(cause as Error).message})`);
+    }
+    if (parsed.size >= PARSED_KEPT) parsed.delete(parsed.keys().next().value!);
+    parsed.set(key, entry);
   }
+  return { index, der, ...entry };
 }
 
 function isCa(entry: Parsed): boolean {
