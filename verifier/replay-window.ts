@@ -24,9 +24,8 @@ export function admit(state: DeviceReplayState, seq: number, window: number): st
   const { seen } = state;
   if (seq > state.last) {
     const floor = seq - window;
-    let drop = 0;
-    while (drop < seen.length && seen[drop]! <= floor) drop++;
-    if (drop > 0) seen.splice(0, drop);
+    // shift() trims the front in place; usually one seq leaves the window as one enters
+    while (seen.length > 0 && seen[0]! <= floor) seen.shift();
     seen.push(seq);
     state.last = seq;
     return undefined;

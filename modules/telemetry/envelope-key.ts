@@ -52,10 +52,10 @@ export class EnvelopeKey {
   }
 
   /**
-   * Whether `sig` signs `signed`. Every byte is compared, so the time taken tells nothing about
+   * Whether `sig` signs `signed` (the canonical bytes, as text or as bytes). Every byte is compared, so the time taken tells nothing about
    * how close a forged sig came; only `sig`, which the sender chose, steers a branch.
    */
-  matches(signed: CanonicalJson, sig: SigHex): boolean {
+  matches(signed: CanonicalJson | Uint8Array, sig: SigHex): boolean {
     const mac = new Uint8Array(this.#hmac.process(signed));
     let difference = 0;
     for (let i = 0; i < mac.length; i++) {

@@ -171,9 +171,11 @@ function firstDifference(expected: string, actual: string): string {
 
 class ParsedWire implements ParsedEnvelope {
   readonly #wire: string;
+  #signed: CanonicalJson | undefined;
 
-  constructor(wire: string, readonly header: EnvelopeHeader, readonly signed: CanonicalJson, readonly sig: SigHex) {
+  constructor(wire: string, readonly header: EnvelopeHeader, readonly sig: SigHex, signed?: CanonicalJson) {
     this.#wire = wire;
+    this.#signed = signed;
   }
 
   // Made when asked for: copying every field but sig on each message cost the verifier as much as
@@ -182,13 +184,25 @@ class ParsedWire implements ParsedEnvelope {
     const { [SIG_FIELD]: _sig, ...body } = JSON.parse(this.#wire) as JsonObject;
     return body;
   }
+
+  // The wire is canonical, so its value's canonical form is exactly what the signature covers.
+  get signed(): CanonicalJson {
+    return (this.#signed ??= canonicalJson(this.body));
+  }
 }
 
-function inspect(wire: unknown): { readonly ok: true; readonly envelope: ParsedEnvelope } | Rejection {
+interface Inspected {
+  readonly ok: true;
+  readonly envelope: ParsedEnvelope;
+  /** the signed bytes to MAC: bytes from the fast path (valid until the next message), else text */
+  readonly signed: CanonicalJson | Uint8Array;
+}
+
+function inspect(wire: unknown): Inspected | Rejection {
   if (typeof wire !== "string") return reject("malformed", `a message is a string, got ${typeof wire}`);
   if (wire.length > MAX_WIRE_BYTES) return reject("oversize", `${wire.length} bytes, over the ${MAX_WIRE_BYTES}-byte limit`);
   const scanned = scanWire(wire);
-  if (scanned) return { ok: true, envelope: new ParsedWire(wire, scanned.header, scanned.signed, scanned.sig) };
+  if (scanned) return { ok: true, envelope: new ParsedWire(wire, scanned.header, scanned.sig), signed: scanned.signed };
   // Not plainly canonical: parse, write the value out again and compare, to accept or say why not.
   let value: unknown;
   try {
@@ -211,7 +225,7 @@ function inspect(wire: unknown): { readonly ok: true; readonly envelope: ParsedE
   }
   const canonical = wireText(members, sig);
   if (canonical !== wire) return reject("non-canonical", firstDifference(canonical, wire), header);
-  return { ok: true, envelope: new ParsedWire(wire, header, members.signed, sig) };
+  return { ok: true, envelope: new ParsedWire(wire, header, sig, members.signed), signed: members.signed };
 }
 
 /**
@@ -232,9 +246,9 @@ export function parseEnvelope(wire: string): ParsedEnvelope {
 export function verifyEnvelope(wire: string, lookup: KeyLookup): VerifyResult {
   const result = inspect(wire);
   if (!result.ok) return result;
-  const { header, signed, sig } = result.envelope;
+  const { header, sig } = result.envelope;
   const key = lookup(header.dev, header.kid);
   if (!key) return reject("unknown-kid", `no key "${header.kid}" for device "${header.dev}"`, header);
-  if (!key.matches(signed, sig)) return reject("bad-sig", "the signature does not match the message", header);
+  if (!key.matches(result.signed, sig)) return reject("bad-sig", "the signature does not match the message", header);
   return { ok: true, envelope: result.envelope as VerifiedEnvelope };
 }

@@ -1,23 +1,28 @@
 // The verifier's fast path: one pass over a received message that accepts it only when it is
 // plainly canonical — no whitespace, no string escapes, keys ascending, every number spelled as
-// formatNumber spells it — and yields the header, the signed bytes and the sig without building
-// the value or writing it out again. For anything else it returns undefined, and the envelope's
-// full check (parse, serialize, compare) decides and says why. So it can make the verifier faster,
-// never more permissive: the tests hold every message it accepts to the full check's verdict.
-import { type CanonicalJson, formatNumber, MAX_DEPTH } from "telemetry/canonical-json";
+// formatNumber spells it — and writes the signed bytes as it goes (the wire's characters with a
+// space after each separator, sig left out), without building the value or a string. For anything
+// else it returns undefined, and the envelope's full check (parse, serialize, compare) decides and
+// says why. So it can make the verifier faster, never more permissive: the tests hold every
+// message it accepts to the full check's verdict.
+import { formatNumber, MAX_DEPTH } from "telemetry/canonical-json";
 import { type EnvelopeHeader, EnvelopeHeaderError, readHeader, SIG_FIELD } from "telemetry/envelope-header";
 import { isSigHexAt, SIG_HEX_LENGTH, type SigHex } from "telemetry/envelope-key";
 
 export interface ScannedWire {
   readonly header: EnvelopeHeader;
-  /** Python's json.dumps(body, sort_keys=True): the wire text with its separators spaced, sig left out. */
-  readonly signed: CanonicalJson;
+  /**
+   * Python's json.dumps(body, sort_keys=True) as bytes: valid until the next scanWire call, which
+   * writes over them (one buffer, so a message costs no allocation for its signed bytes).
+   */
+  readonly signed: Uint8Array;
   readonly sig: SigHex;
 }
 
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 const COLON = 0x3a;
+const SPACE = 0x20;
 const OPEN_ARRAY = 0x5b;
 const CLOSE_ARRAY = 0x5d;
 const OPEN_OBJECT = 0x7b;
@@ -28,22 +33,42 @@ const DOT = 0x2e;
 const NO_PATH: readonly (string | number)[] = [];
 const NOT_CANONICAL = -1;
 
+// Made at run time, not while preloading (that would put it in flash), and grown as needed: a
+// separator gains a space, so the signed bytes of a wire of n characters take fewer than 2n.
+let signedBuffer = new Uint8Array(0);
+
 function isDigit(unit: number): boolean {
   return unit >= 0x30 && unit <= 0x39;
 }
 
-// Each reader takes the index of a value's first character and returns the index after it, or
-// NOT_CANONICAL; `spaced` then holds the value in Python's layout.
+/** Whether text[a0, a1) sorts before text[b0, b1) (plain ASCII: code units are code points). */
+function before(text: string, a0: number, a1: number, b0: number, b1: number): boolean {
+  for (; a0 < a1 && b0 < b1; a0++, b0++) {
+    const x = text.charCodeAt(a0);
+    const y = text.charCodeAt(b0);
+    if (x !== y) return x < y;
+  }
+  return a0 === a1 && b0 < b1;
+}
+
+// Each reader takes the index of a value's first character, appends its signed bytes to `out`
+// and returns the index after it, or NOT_CANONICAL.
 class Scan {
-  spaced = "";
-  constructor(readonly text: string) {}
+  length = 0;
+  constructor(readonly text: string, readonly out: Uint8Array) {}
 
   // Printable ASCII but `"` and `\` only: an escape sends the message to the full check.
   string(at: number): number {
-    const text = this.text;
+    const { text, out } = this;
+    let length = this.length;
+    out[length++] = QUOTE;
     for (let i = at + 1; i < text.length; i++) {
       const unit = text.charCodeAt(i);
-      if (unit === QUOTE) return i + 1;
+      out[length++] = unit;
+      if (unit === QUOTE) {
+        this.length = length;
+        return i + 1;
+      }
       if (unit < 0x20 || unit > 0x7e || unit === 0x5c) return NOT_CANONICAL;
     }
     return NOT_CANONICAL;
@@ -76,12 +101,17 @@ class Scan {
       if (!isDigit(text.charCodeAt(i))) return NOT_CANONICAL;
       while (isDigit(text.charCodeAt(i))) i++;
     }
-    const token = text.slice(at, i);
-    this.spaced = token;
+    if (!this.#shortest(at, first, integerEnd, fractionEnd, i, exponent)) return NOT_CANONICAL;
+    this.copy(at, i);
+    return i;
+  }
+
+  #shortest(at: number, first: number, integerEnd: number, fractionEnd: number, end: number, exponent: boolean): boolean {
+    const text = this.text;
     if (!exponent) {
       const integerDigits = integerEnd - first;
       if (fractionEnd === integerEnd) {
-        if (integerDigits <= 15) return integerDigits === 1 && first !== at && text.charCodeAt(first) === ZERO ? NOT_CANONICAL : i;
+        if (integerDigits <= 15) return !(integerDigits === 1 && first !== at && text.charCodeAt(first) === ZERO);
       } else if (text.charCodeAt(fractionEnd - 1) !== ZERO) {
         let significant = fractionEnd - integerEnd - 1;
         if (text.charCodeAt(first) !== ZERO) significant += integerDigits;
@@ -90,27 +120,35 @@ class Scan {
           while (text.charCodeAt(integerEnd + 1 + zeros) === ZERO) zeros++;
           significant = zeros <= 3 ? significant - zeros : 16;
         }
-        if (significant <= 15) return i;
+        if (significant <= 15) return true;
       }
     }
+    const token = text.slice(at, end);
     const value = Number(token);
-    if (value !== value || value === Infinity || value === -Infinity || formatNumber(value, NO_PATH) !== token) return NOT_CANONICAL;
-    return i;
+    return value === value && value !== Infinity && value !== -Infinity && formatNumber(value, NO_PATH) === token;
+  }
+
+  copy(from: number, to: number): void {
+    const { text, out } = this;
+    let length = this.length;
+    for (let i = from; i < to; i++) out[length++] = text.charCodeAt(i);
+    this.length = length;
   }
 
   literal(at: number, word: string): number {
     if (!this.text.startsWith(word, at)) return NOT_CANONICAL;
-    this.spaced = word;
+    this.copy(at, at + word.length);
     return at + word.length;
+  }
+
+  separator(unit: number): void {
+    this.out[this.length++] = unit;
+    this.out[this.length++] = SPACE;
   }
 
   value(at: number, depth: number): number {
     switch (this.text.charCodeAt(at)) {
-      case QUOTE: {
-        const end = this.string(at);
-        if (end !== NOT_CANONICAL) this.spaced = this.text.slice(at, end);
-        return end;
-      }
+      case QUOTE: return this.string(at);
       case OPEN_ARRAY: return this.array(at, depth + 1);
       case OPEN_OBJECT: return this.object(at, depth + 1);
       case 0x74: return this.literal(at, "true");
@@ -123,53 +161,52 @@ class Scan {
   array(at: number, depth: number): number {
     if (depth > MAX_DEPTH) return NOT_CANONICAL;
     const text = this.text;
+    this.out[this.length++] = OPEN_ARRAY;
     if (text.charCodeAt(at + 1) === CLOSE_ARRAY) {
-      this.spaced = "[]";
+      this.out[this.length++] = CLOSE_ARRAY;
       return at + 2;
     }
-    let out = "[";
     for (let i = at + 1; ;) {
       const end = this.value(i, depth);
       if (end === NOT_CANONICAL) return NOT_CANONICAL;
-      out += this.spaced;
       const next = text.charCodeAt(end);
       if (next === CLOSE_ARRAY) {
-        this.spaced = out + "]";
+        this.out[this.length++] = CLOSE_ARRAY;
         return end + 1;
       }
       if (next !== COMMA) return NOT_CANONICAL;
-      out += ", ";
+      this.separator(COMMA);
       i = end + 1;
     }
   }
 
-  // Keys are plain ASCII here, so JS's code unit order is Python's code point order.
   object(at: number, depth: number): number {
     if (depth > MAX_DEPTH) return NOT_CANONICAL;
     const text = this.text;
+    this.out[this.length++] = OPEN_OBJECT;
     if (text.charCodeAt(at + 1) === CLOSE_OBJECT) {
-      this.spaced = "{}";
+      this.out[this.length++] = CLOSE_OBJECT;
       return at + 2;
     }
-    let out = "{";
-    let previous = "";
+    let previous = -1;
+    let previousEnd = -1;
     for (let i = at + 1; ;) {
       if (text.charCodeAt(i) !== QUOTE) return NOT_CANONICAL;
       const keyEnd = this.string(i);
       if (keyEnd === NOT_CANONICAL || text.charCodeAt(keyEnd) !== COLON) return NOT_CANONICAL;
-      const key = text.slice(i + 1, keyEnd - 1);
-      if (out.length > 1 && !(previous < key)) return NOT_CANONICAL;
-      previous = key;
+      if (previous >= 0 && !before(text, previous, previousEnd, i + 1, keyEnd - 1)) return NOT_CANONICAL;
+      previous = i + 1;
+      previousEnd = keyEnd - 1;
+      this.separator(COLON);
       const end = this.value(keyEnd + 1, depth);
       if (end === NOT_CANONICAL) return NOT_CANONICAL;
-      out += "\"" + key + "\": " + this.spaced;
       const next = text.charCodeAt(end);
       if (next === CLOSE_OBJECT) {
-        this.spaced = out + "}";
+        this.out[this.length++] = CLOSE_OBJECT;
         return end + 1;
       }
       if (next !== COMMA) return NOT_CANONICAL;
-      out += ", ";
+      this.separator(COMMA);
       i = end + 1;
     }
   }
@@ -181,9 +218,11 @@ class Scan {
  */
 export function scanWire(wire: string): ScannedWire | undefined {
   if (wire.charCodeAt(0) !== OPEN_OBJECT) return undefined;
-  const scan = new Scan(wire);
-  let signed = "{";
-  let previous = "";
+  if (signedBuffer.length < 2 * wire.length) signedBuffer = new Uint8Array(2 * wire.length);
+  const scan = new Scan(wire, signedBuffer);
+  scan.out[scan.length++] = OPEN_OBJECT;
+  let previous = -1;
+  let previousEnd = -1;
   let sig: SigHex | undefined;
   // Wrong types become values readHeader refuses (null for "dev": 1, NaN for "seq": "1").
   let dev: string | null = null;
@@ -192,26 +231,30 @@ export function scanWire(wire: string): ScannedWire | undefined {
   let ts: number | undefined;
   for (let i = 1; ;) {
     if (wire.charCodeAt(i) !== QUOTE) return undefined;
+    const mark = scan.length;
+    if (mark > 1) scan.separator(COMMA);
     const keyEnd = scan.string(i);
     if (keyEnd === NOT_CANONICAL || wire.charCodeAt(keyEnd) !== COLON) return undefined;
-    const key = wire.slice(i + 1, keyEnd - 1);
-    if (i > 1 && !(previous < key)) return undefined;
+    const key = i + 1;
+    if (previous >= 0 && !before(wire, previous, previousEnd, key, keyEnd - 1)) return undefined;
     previous = key;
+    previousEnd = keyEnd - 1;
+    scan.separator(COLON);
     const start = keyEnd + 1;
     const end = scan.value(start, 1);
     if (end === NOT_CANONICAL) return undefined;
     const quoted = wire.charCodeAt(start) === QUOTE;
-    if (key === SIG_FIELD) {
-      // checked on the message, a flat string: read through a slice, each character costs more
-      if (!quoted || end - start !== SIG_HEX_LENGTH + 2 || !isSigHexAt(wire, start + 1)) return undefined;
-      sig = wire.slice(start + 1, end - 1) as SigHex;
-    } else {
-      signed += (signed.length > 1 ? ", " : "") + wire.slice(i, keyEnd) + ": " + scan.spaced;
-      if (key === "dev") dev = quoted ? wire.slice(start + 1, end - 1) : null;
-      else if (key === "kid") kid = quoted ? wire.slice(start + 1, end - 1) : null;
-      else if (key === "seq") seq = Number(scan.spaced);
-      else if (key === "ts") ts = Number(scan.spaced);
-    }
+    // The header's keys and sig have two or three characters: other keys need no comparing.
+    const keyLength = keyEnd - 1 - key;
+    if (keyLength === 3) {
+      if (wire.startsWith(SIG_FIELD, key)) {
+        if (!quoted || end - start !== SIG_HEX_LENGTH + 2 || !isSigHexAt(wire, start + 1)) return undefined;
+        sig = wire.slice(start + 1, end - 1) as SigHex;
+        scan.length = mark;
+      } else if (wire.startsWith("dev", key)) dev = quoted ? wire.slice(start + 1, end - 1) : null;
+      else if (wire.startsWith("kid", key)) kid = quoted ? wire.slice(start + 1, end - 1) : null;
+      else if (wire.startsWith("seq", key)) seq = Number(wire.slice(start, end));
+    } else if (keyLength === 2 && wire.startsWith("ts", key)) ts = Number(wire.slice(start, end));
     const next = wire.charCodeAt(end);
     if (next === CLOSE_OBJECT) {
       if (end + 1 !== wire.length) return undefined;
@@ -220,7 +263,8 @@ export function scanWire(wire: string): ScannedWire | undefined {
     if (next !== COMMA) return undefined;
     i = end + 1;
   }
+  scan.out[scan.length++] = CLOSE_OBJECT;
   const header = readHeader(ts === undefined ? { dev, kid, seq } : { dev, kid, seq, ts });
   if (header instanceof EnvelopeHeaderError || sig === undefined) return undefined;
-  return { header, signed: `${signed}}` as CanonicalJson, sig };
+  return { header, signed: scan.out.subarray(0, scan.length), sig };
 }

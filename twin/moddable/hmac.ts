@@ -34,6 +34,10 @@ const IV = Int32Array.from([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x51
 const BLOCK = 64;
 const w = new Int32Array(64);
 
+const rotateE = (e: number): number => ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+const rotateA = (a: number): number => ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+
+// Eight rounds per pass with the working variables renamed instead of shifted along.
 function compress(state: Int32Array, bytes: Uint8Array, at: number): void {
   for (let i = 0; i < 16; i++, at += 4) w[i] = (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
   for (let i = 16; i < 64; i++) {
@@ -42,10 +46,15 @@ function compress(state: Int32Array, bytes: Uint8Array, at: number): void {
       (((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10)) + w[i - 16]! | 0;
   }
   let a = state[0]!, b = state[1]!, c = state[2]!, d = state[3]!, e = state[4]!, f = state[5]!, g = state[6]!, h = state[7]!;
-  for (let i = 0; i < 64; i++) {
-    const t1 = h + (((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7))) + ((e & f) ^ (~e & g)) + K[i]! + w[i]! | 0;
-    const t2 = (((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10))) + ((a & b) ^ (a & c) ^ (b & c)) | 0;
-    h = g; g = f; f = e; e = d + t1 | 0; d = c; c = b; b = a; a = t1 + t2 | 0;
+  for (let i = 0; i < 64; i += 8) {
+    h = h + rotateE(e) + ((e & f) ^ (~e & g)) + K[i]! + w[i]! | 0; d = d + h | 0; h = h + rotateA(a) + ((a & b) ^ (a & c) ^ (b & c)) | 0;
+    g = g + rotateE(d) + ((d & e) ^ (~d & f)) + K[i + 1]! + w[i + 1]! | 0; c = c + g | 0; g = g + rotateA(h) + ((h & a) ^ (h & b) ^ (a & b)) | 0;
+    f = f + rotateE(c) + ((c & d) ^ (~c & e)) + K[i + 2]! + w[i + 2]! | 0; b = b + f | 0; f = f + rotateA(g) + ((g & h) ^ (g & a) ^ (h & a)) | 0;
+    e = e + rotateE(b) + ((b & c) ^ (~b & d)) + K[i + 3]! + w[i + 3]! | 0; a = a + e | 0; e = e + rotateA(f) + ((f & g) ^ (f & h) ^ (g & h)) | 0;
+    d = d + rotateE(a) + ((a & b) ^ (~a & c)) + K[i + 4]! + w[i + 4]! | 0; h = h + d | 0; d = d + rotateA(e) + ((e & f) ^ (e & g) ^ (f & g)) | 0;
+    c = c + rotateE(h) + ((h & a) ^ (~h & b)) + K[i + 5]! + w[i + 5]! | 0; g = g + c | 0; c = c + rotateA(d) + ((d & e) ^ (d & f) ^ (e & f)) | 0;
+    b = b + rotateE(g) + ((g & h) ^ (~g & a)) + K[i + 6]! + w[i + 6]! | 0; f = f + b | 0; b = b + rotateA(c) + ((c & d) ^ (c & e) ^ (d & e)) | 0;
+    a = a + rotateE(f) + ((f & g) ^ (~f & h)) + K[i + 7]! + w[i + 7]! | 0; e = e + a | 0; a = a + rotateA(b) + ((b & c) ^ (b & d) ^ (c & d)) | 0;
   }
   state[0] = state[0]! + a | 0; state[1] = state[1]! + b | 0; state[2] = state[2]! + c | 0; state[3] = state[3]! + d | 0;
   state[4] = state[4]! + e | 0; state[5] = state[5]! + f | 0; state[6] = state[6]! + g | 0; state[7] = state[7]! + h | 0;
@@ -91,15 +100,17 @@ function padStates(key: Uint8Array): { inner: Int32Array; outer: Int32Array } {
 
 let padded = new Uint8Array(1024);
 
-// An ASCII string without U+0000 (its UTF-8 is itself) laid out with SHA-256's padding for a
-// message that follows one 64-byte block (the key's), in `padded`; returns the padded length, or
-// 0 for any other string, which goes through readableBytes (it refuses what XS would hash differently).
-function padAscii(text: string): number {
-  const length = text.length;
+// `message` laid out with SHA-256's padding for a message that follows one 64-byte block (the
+// key's), in `padded`; returns the padded length. A string must be ASCII without U+0000 (its UTF-8
+// is itself); for any other string it returns 0, and readableBytes deals with it (it refuses what
+// XS would hash differently).
+function pad(message: string | Uint8Array): number {
+  const length = message.length;
   const total = (length + 9 + BLOCK - 1) & -BLOCK;
   if (padded.length < total) padded = new Uint8Array(2 * total);
-  for (let i = 0; i < length; i++) {
-    const unit = text.charCodeAt(i);
+  if (typeof message !== "string") padded.set(message);
+  else for (let i = 0; i < length; i++) {
+    const unit = message.charCodeAt(i);
     if (unit === 0 || unit > 0x7f) return 0;
     padded[i] = unit;
   }
@@ -124,9 +135,9 @@ function writeDigest(state: Int32Array, out: Uint8Array): void {
   }
 }
 
-/** HMAC-SHA256 of an ASCII string from the key's pad states, into `out`; false for other strings. */
-function macAscii(pads: { inner: Int32Array; outer: Int32Array }, text: string, out: Uint8Array): boolean {
-  const total = padAscii(text);
+/** HMAC-SHA256 from the key's pad states into `out`; false for a string that is not plain ASCII. */
+function macPadded(pads: { inner: Int32Array; outer: Int32Array }, message: string | Uint8Array, out: Uint8Array): boolean {
+  const total = pad(message);
   if (total === 0) return false;
   running.set(pads.inner);
   for (let at = 0; at < total; at += BLOCK) compress(running, padded, at);
@@ -190,7 +201,7 @@ export default class HMAC {
     const mac = new ArrayBuffer(32);
     const out = new Uint8Array(mac);
     const message = data[0]!;
-    if (typeof message !== "string" || !macAscii(this.#pads, message, out)) {
+    if (!macPadded(this.#pads, typeof message === "string" ? message : readableBytes(message, "HMAC.update", true), out)) {
       finish(this.#pads.inner, BLOCK, readableBytes(message, "HMAC.update", true), innerDigest);
       finish(this.#pads.outer, BLOCK, innerDigest, out);
     }
