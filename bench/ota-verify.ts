@@ -10,7 +10,7 @@ import { TrustedKey } from "../modules/ota/trusted-key.ts";
 import { buildUnsignedImage, signImage } from "../ota/image-build.ts";
 import { generateSigningKey } from "../ota/signing-key.ts";
 import type { Row } from "./report.ts";
-import { interleave, median } from "./stats.ts";
+import { interleave } from "./stats.ts";
 
 const PAYLOAD_BYTES = 1.5 * 1024 * 1024;
 const CHUNK = 4096;
@@ -18,7 +18,7 @@ const CHUNK = 4096;
 export interface OtaVerifyResult {
   readonly imageBytes: number;
   readonly trials: number;
-  readonly medianMs: { readonly verifier: number; readonly streamingHash: number; readonly oneShotHash: number };
+  readonly fastestMs: { readonly verifier: number; readonly streamingHash: number; readonly oneShotHash: number };
   readonly rows: readonly Row[];
 }
 
@@ -40,18 +40,20 @@ export async function runOtaVerifyBench(trials: number): Promise<OtaVerifyResult
     },
     oneShotHash: () => hash("sha256", image),
   });
-  const verifier = median(times.verifier!);
-  const streamingHash = median(times.streamingHash!);
-  const oneShotHash = median(times.oneShotHash!);
+  // The fastest trial of each, as for the telemetry verifier: CPU-bound work in one process, where
+  // the least disturbed run is the measurement and a burst of load elsewhere is not.
+  const verifier = Math.min(...times.verifier!);
+  const streamingHash = Math.min(...times.streamingHash!);
+  const oneShotHash = Math.min(...times.oneShotHash!);
   return {
     imageBytes: image.length,
     trials,
-    medianMs: { verifier, streamingHash, oneShotHash },
+    fastestMs: { verifier, streamingHash, oneShotHash },
     rows: [{
-      suite: "OTA verify, in process", metric: "1.5 MB image, 4 KB chunks (median)",
+      suite: "OTA verify, in process", metric: "1.5 MB image, 4 KB chunks (fastest trial)",
       value: `${verifier.toFixed(2)} ms`, baseline: `${oneShotHash.toFixed(2)} ms one-shot sha256`, ratio: verifier / oneShotHash, target: "≤ 1.3",
     }, {
-      suite: "OTA verify, in process", metric: "of which streaming SHA-256 alone (median)",
+      suite: "OTA verify, in process", metric: "of which streaming SHA-256 alone (fastest trial)",
       value: `${streamingHash.toFixed(2)} ms`, baseline: `${oneShotHash.toFixed(2)} ms one-shot sha256`, ratio: streamingHash / oneShotHash,
     }],
   };
