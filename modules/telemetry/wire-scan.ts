@@ -239,22 +239,27 @@ export function scanWire(wire: string): ScannedWire | undefined {
     if (previous >= 0 && !before(wire, previous, previousEnd, key, keyEnd - 1)) return undefined;
     previous = key;
     previousEnd = keyEnd - 1;
-    scan.separator(COLON);
     const start = keyEnd + 1;
-    const end = scan.value(start, 1);
-    if (end === NOT_CANONICAL) return undefined;
-    const quoted = wire.charCodeAt(start) === QUOTE;
     // The header's keys and sig have two or three characters: other keys need no comparing.
     const keyLength = keyEnd - 1 - key;
-    if (keyLength === 3) {
-      if (wire.startsWith(SIG_FIELD, key)) {
-        if (!quoted || end - start !== SIG_HEX_LENGTH + 2 || !isSigHexAt(wire, start + 1)) return undefined;
-        sig = wire.slice(start + 1, end - 1) as SigHex;
-        scan.length = mark;
-      } else if (wire.startsWith("dev", key)) dev = quoted ? wire.slice(start + 1, end - 1) : null;
-      else if (wire.startsWith("kid", key)) kid = quoted ? wire.slice(start + 1, end - 1) : null;
-      else if (wire.startsWith("seq", key)) seq = Number(wire.slice(start, end));
-    } else if (keyLength === 2 && wire.startsWith("ts", key)) ts = Number(wire.slice(start, end));
+    let end: number;
+    if (keyLength === 3 && wire.startsWith(SIG_FIELD, key)) {
+      // sig is not signed: checked where it lies, not copied
+      end = start + SIG_HEX_LENGTH + 2;
+      if (wire.charCodeAt(start) !== QUOTE || wire.charCodeAt(end - 1) !== QUOTE || !isSigHexAt(wire, start + 1)) return undefined;
+      sig = wire.slice(start + 1, end - 1) as SigHex;
+      scan.length = mark;
+    } else {
+      scan.separator(COLON);
+      end = scan.value(start, 1);
+      if (end === NOT_CANONICAL) return undefined;
+      const quoted = wire.charCodeAt(start) === QUOTE;
+      if (keyLength === 3) {
+        if (wire.startsWith("dev", key)) dev = quoted ? wire.slice(start + 1, end - 1) : null;
+        else if (wire.startsWith("kid", key)) kid = quoted ? wire.slice(start + 1, end - 1) : null;
+        else if (wire.startsWith("seq", key)) seq = Number(wire.slice(start, end));
+      } else if (keyLength === 2 && wire.startsWith("ts", key)) ts = Number(wire.slice(start, end));
+    }
     const next = wire.charCodeAt(end);
     if (next === CLOSE_OBJECT) {
       if (end + 1 !== wire.length) return undefined;

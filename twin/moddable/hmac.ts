@@ -201,7 +201,8 @@ export default class HMAC {
     const mac = new ArrayBuffer(32);
     const out = new Uint8Array(mac);
     const message = data[0]!;
-    if (!macPadded(this.#pads, typeof message === "string" ? message : readableBytes(message, "HMAC.update", true), out)) {
+    const bytes = typeof message === "string" || message instanceof Uint8Array ? message : readableBytes(message, "HMAC.update", true);
+    if (!macPadded(this.#pads, bytes, out)) {
       finish(this.#pads.inner, BLOCK, readableBytes(message, "HMAC.update", true), innerDigest);
       finish(this.#pads.outer, BLOCK, innerDigest, out);
     }
