@@ -159,38 +159,14 @@ class Scan {
   }
 
   array(at: number, depth: number): number {
-    if (depth > MAX_DEPTH) return NOT_CANONICAL;
-    const text = this.text;
-    this.out[this.length++] = OPEN_ARRAY;
-    if (text.charCodeAt(at + 1) === CLOSE_ARRAY) {
-      this.out[this.length++] = CLOSE_ARRAY;
-      return at + 2;
-    }
-    for (let i = at + 1; ;) {
-      const end = this.value(i, depth);
-      if (end === NOT_CANONICAL) return NOT_CANONICAL;
-      const next = text.charCodeAt(end);
-      if (next === CLOSE_ARRAY) {
-        this.out[this.length++] = CLOSE_ARRAY;
-        return end + 1;
-      }
-      if (next !== COMMA) return NOT_CANONICAL;
-      this.separator(COMMA);
-      i = end + 1;
-    }
+    return this.#items(at, depth, CLOSE_ARRAY, (i) => this.value(i, depth));
   }
 
   object(at: number, depth: number): number {
-    if (depth > MAX_DEPTH) return NOT_CANONICAL;
     const text = this.text;
-    this.out[this.length++] = OPEN_OBJECT;
-    if (text.charCodeAt(at + 1) === CLOSE_OBJECT) {
-      this.out[this.length++] = CLOSE_OBJECT;
-      return at + 2;
-    }
     let previous = -1;
     let previousEnd = -1;
-    for (let i = at + 1; ;) {
+    return this.#items(at, depth, CLOSE_OBJECT, (i) => {
       if (text.charCodeAt(i) !== QUOTE) return NOT_CANONICAL;
       const keyEnd = this.string(i);
       if (keyEnd === NOT_CANONICAL || text.charCodeAt(keyEnd) !== COLON) return NOT_CANONICAL;
@@ -198,11 +174,25 @@ class Scan {
       previous = i + 1;
       previousEnd = keyEnd - 1;
       this.separator(COLON);
-      const end = this.value(keyEnd + 1, depth);
+      return this.value(keyEnd + 1, depth);
+    });
+  }
+
+  // A container's brackets and commas; `item` reads one element or member and returns its end.
+  #items(at: number, depth: number, close: number, item: (at: number) => number): number {
+    if (depth > MAX_DEPTH) return NOT_CANONICAL;
+    const text = this.text;
+    this.out[this.length++] = text.charCodeAt(at);
+    if (text.charCodeAt(at + 1) === close) {
+      this.out[this.length++] = close;
+      return at + 2;
+    }
+    for (let i = at + 1; ;) {
+      const end = item(i);
       if (end === NOT_CANONICAL) return NOT_CANONICAL;
       const next = text.charCodeAt(end);
-      if (next === CLOSE_OBJECT) {
-        this.out[this.length++] = CLOSE_OBJECT;
+      if (next === close) {
+        this.out[this.length++] = close;
         return end + 1;
       }
       if (next !== COMMA) return NOT_CANONICAL;
