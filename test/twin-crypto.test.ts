@@ -10,7 +10,7 @@ import BER from "../twin/moddable/ber.ts";
 import Curve from "../twin/moddable/curve.ts";
 import ECPoint from "../twin/moddable/ecp.ts";
 import ECDSA from "../twin/moddable/ecdsa.ts";
-import { invert } from "../twin/moddable/ec-arith.ts";
+import { DOMAINS, invert } from "../twin/moddable/ec-arith.ts";
 import { BERError, CryptStateError, ECKeyError, ModdableBugError, UncheckedSignatureError } from "../twin/moddable/crypt-support.ts";
 
 const ALGORITHMS = [
@@ -274,6 +274,22 @@ function rawSig(r: bigint, s: bigint): ArrayBuffer {
   raw.set(bigIntBytes(s, 32), 32);
   return raw.buffer;
 }
+
+test("invert agrees with Fermat's a^(m−2) on both curves' primes and orders, and refuses what has no inverse", () => {
+  const power = (base: bigint, exponent: bigint, m: bigint) => {
+    let result = 1n;
+    for (base %= m; exponent > 0n; exponent >>= 1n, base = base * base % m) if (exponent & 1n) result = result * base % m;
+    return result;
+  };
+  const moduli = Object.values(DOMAINS).flatMap((d) => [d.p, d.n]);
+  fc.assert(fc.property(fc.constantFrom(...moduli), fc.bigInt({ min: 1n, max: 2n ** 384n }), (m, a) => {
+    fc.pre(a % m !== 0n);
+    assert.equal(invert(a, m), power(a, m - 2n, m));
+  }), { numRuns: 400 });
+  for (const m of moduli) for (const a of [1n, 2n, m - 1n, m + 1n]) assert.equal(invert(a, m), power(a, m - 2n, m));
+  assert.throws(() => invert(0n, P256_N), /not invertible/);
+  assert.throws(() => invert(6n, 9n), /not invertible/);
+});
 
 describe("ecdsa key import", () => {
   test("a bare SPKI from node:crypto parses with BER into the right point", () => {
