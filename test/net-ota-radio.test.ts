@@ -4,24 +4,10 @@
 // counts from boot whether or not Wi-Fi is up (docs/wifi.md).
 import assert from "node:assert/strict";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { after, before, describe, test } from "node:test";
-import { requireMosquitto } from "../broker/mosquitto.ts";
-import { OtaConfigKey } from "../modules/ota/ota-config.ts";
-import { buildBundles, type Bundles, flashState, nextFirmware, OtaRig, statuses, twinImage } from "./fixtures/ota-device/rig.ts";
+import { describe, test } from "node:test";
+import { flashState, nextFirmware, SHORT_DEADLINE, statuses, twinImage, useOtaRig } from "./fixtures/ota-device/rig.ts";
 
-let rig: OtaRig;
-let bundles: Bundles;
-
-before(async () => {
-  requireMosquitto();
-  [rig, bundles] = await Promise.all([OtaRig.start(), buildBundles()]);
-});
-
-after(async () => {
-  await rig?.close();
-});
-
-const SHORT_DEADLINE = { [OtaConfigKey.deadline]: 8000 };
+const ota = useOtaRig();
 
 /**
  * Relays to `target`; the first connection's response stops after `bytes` and is then held open
@@ -70,14 +56,14 @@ async function startStallingRelay(target: number, bytes: number): Promise<{ port
 
 describe("the twin radio during OTA", () => {
   test("radio cut mid-download: the download resumes with a Range request once the radio is back", async () => {
-    const device = await rig.device("radio-ota-resume", twinImage(bundles.good, "1.0.0", 1, rig.signer));
+    const device = await ota.rig.device("radio-ota-resume", twinImage(ota.bundles.good, "1.0.0", 1, ota.rig.signer));
     device.start();
     await device.waitForEvent("subscribed");
-    const v2 = twinImage(bundles.good, "2.0.0", 2, rig.signer);
-    const relay = await startStallingRelay(rig.images.port, Math.floor(v2.length / 2));
-    rig.onClose(() => relay.close());
-    const url = rig.serve(v2, relay.port);
-    await rig.announce(device, v2, url);
+    const v2 = twinImage(ota.bundles.good, "2.0.0", 2, ota.rig.signer);
+    const relay = await startStallingRelay(ota.rig.images.port, Math.floor(v2.length / 2));
+    ota.rig.onClose(() => relay.close());
+    const url = ota.rig.serve(v2, relay.port);
+    await ota.rig.announce(device, v2, url);
     await relay.stalled;
     await device.radio.cut();
     const interrupted = await device.waitForEvent("ota-interrupted");
@@ -90,18 +76,18 @@ describe("the twin radio during OTA", () => {
     assert.deepEqual((await nextFirmware(device, 1)).detail, { version: "2.0.0", ota: "pending-verify" });
     await device.waitForEvent("ota-status", { fromBoot: 2, where: (e) => e.detail.state === "valid" });
     const path = new URL(url).pathname;
-    const served = rig.images.requests.filter((r) => r.path === path);
+    const served = ota.rig.images.requests.filter((r) => r.path === path);
     assert.equal(served[0]!.status, 200);
     assert.ok(served.slice(1).every((r) => r.status === 206), `after the first request only ranges: ${JSON.stringify(served)}`);
     assert.deepEqual(flashState(device), { slot: 1, counter: "2" });
   });
 
   test("radio cut across an update's reboot: the guard's deadline runs without the network and the previous image returns", async () => {
-    const device = await rig.device("radio-ota-guard", twinImage(bundles.good, "1.0.0", 1, rig.signer), SHORT_DEADLINE);
+    const device = await ota.rig.device("radio-ota-guard", twinImage(ota.bundles.good, "1.0.0", 1, ota.rig.signer), SHORT_DEADLINE);
     device.start();
     await device.waitForEvent("subscribed");
-    const v2 = twinImage(bundles.good, "2.0.0", 2, rig.signer);
-    await rig.announce(device, v2, rig.serve(v2));
+    const v2 = twinImage(ota.bundles.good, "2.0.0", 2, ota.rig.signer);
+    await ota.rig.announce(device, v2, ota.rig.serve(v2));
     // the radio goes while v1 restarts into v2; the state outlives the reboot, as an access point does
     await device.waitForEvent("ota-status", { where: (e) => e.detail.state === "rebooting" });
     await device.radio.cut();
@@ -121,8 +107,8 @@ describe("the twin radio during OTA", () => {
     assert.equal(rolled.detail.reason, "broker-unreachable");
     await device.waitForEvent("subscribed", { fromBoot: back.boot });
     // the remedy for an outage is the next release: with the network up it installs and stays
-    const v3 = twinImage(bundles.good, "2.0.1", 3, rig.signer);
-    await rig.announce(device, v3, rig.serve(v3));
+    const v3 = twinImage(ota.bundles.good, "2.0.1", 3, ota.rig.signer);
+    await ota.rig.announce(device, v3, ota.rig.serve(v3));
     const again = await nextFirmware(device, back.boot);
     assert.deepEqual(again.detail, { version: "2.0.1", ota: "pending-verify" });
     await device.waitForEvent("ota-status", { fromBoot: again.boot, where: (e) => e.detail.state === "valid" });

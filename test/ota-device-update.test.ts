@@ -3,38 +3,24 @@
 // cannot reach the broker or crash at boot roll back; forged or stale releases never touch the
 // boot slot; a download cut half way resumes with Range.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { requireMosquitto } from "../broker/mosquitto.ts";
+import { describe, test } from "node:test";
 import { OtaConfigKey } from "../modules/ota/ota-config.ts";
 import { HEADER_SIZE } from "../modules/ota/image-format.ts";
 import { buildUnsignedImage, signImage } from "../ota/image-build.ts";
 import { releaseForImage, signRelease } from "../ota/release-sign.ts";
 import { generateSigningKey } from "../ota/signing-key.ts";
 import { buildEsp32App } from "./fixtures/ota/esp32-app.ts";
-import { buildBundles, type Bundles, flashState, nextFirmware, OtaRig, startCuttingRelay, statuses, twinImage } from "./fixtures/ota-device/rig.ts";
+import { flashState, nextFirmware, SHORT_DEADLINE, startCuttingRelay, statuses, twinImage, useOtaRig } from "./fixtures/ota-device/rig.ts";
 import type { TwinDevice } from "../twin/device/supervisor.ts";
 
-let rig: OtaRig;
-let bundles: Bundles;
-
-before(async () => {
-  requireMosquitto();
-  [rig, bundles] = await Promise.all([OtaRig.start(), buildBundles()]);
-});
-
-after(async () => {
-  await rig?.close();
-});
-
-// long enough for a good image to reach the broker on a loaded CI machine, short enough to wait for
-const SHORT_DEADLINE = { [OtaConfigKey.deadline]: 8000 };
+const ota = useOtaRig();
 
 async function runningV2(name: string) {
-  const device = await rig.device(name, twinImage(bundles.good, "1.0.0", 1, rig.signer), SHORT_DEADLINE);
+  const device = await ota.rig.device(name, twinImage(ota.bundles.good, "1.0.0", 1, ota.rig.signer), SHORT_DEADLINE);
   device.start();
   await device.waitForEvent("subscribed");
-  const v2 = twinImage(bundles.good, "2.0.0", 2, rig.signer);
-  await rig.announce(device, v2, rig.serve(v2));
+  const v2 = twinImage(ota.bundles.good, "2.0.0", 2, ota.rig.signer);
+  await ota.rig.announce(device, v2, ota.rig.serve(v2));
   const booted = await nextFirmware(device, 1);
   assert.deepEqual(booted.detail, { version: "2.0.0", ota: "pending-verify" });
   await device.waitForEvent("ota-status", { fromBoot: booted.boot, where: (e) => e.detail.state === "valid" });
@@ -46,8 +32,8 @@ async function runningV2(name: string) {
 async function brokenV3RollsBack(name: string, bundle: string, prepare: (device: TwinDevice) => void = () => {}) {
   const { device, boot } = await runningV2(name);
   prepare(device);
-  const v3 = twinImage(bundle, "3.0.0", 3, rig.signer);
-  await rig.announce(device, v3, rig.serve(v3));
+  const v3 = twinImage(bundle, "3.0.0", 3, ota.rig.signer);
+  await ota.rig.announce(device, v3, ota.rig.serve(v3));
   await device.waitForEvent("ota-installed", { fromBoot: boot });
   const back = await device.waitForEvent("firmware", { fromBoot: boot + 2, timeoutMs: 30_000 });
   assert.deepEqual(back.detail, { version: "2.0.0", ota: "valid" });
@@ -69,8 +55,8 @@ describe("OTA on a twin device", () => {
 
   test("v3 that cannot reach the broker gives itself up at the deadline: back on v2, rolled-back reported", async () => {
     const { device, boot } = await runningV2("ota-unreachable");
-    const v3 = twinImage(bundles.wrongPort, "3.0.0", 3, rig.signer);
-    await rig.announce(device, v3, rig.serve(v3));
+    const v3 = twinImage(ota.bundles.wrongPort, "3.0.0", 3, ota.rig.signer);
+    await ota.rig.announce(device, v3, ota.rig.serve(v3));
     const v3boot = await nextFirmware(device, boot);
     assert.deepEqual(v3boot.detail, { version: "3.0.0", ota: "pending-verify" });
     await device.waitForEvent("boot-guard-expired", { fromBoot: v3boot.boot });
@@ -83,12 +69,12 @@ describe("OTA on a twin device", () => {
   });
 
   test("v3 that crashes on boot is ABORTED by the bootloader: back on v2", async () => {
-    const { device, boot } = await brokenV3RollsBack("ota-crash", bundles.crash);
+    const { device, boot } = await brokenV3RollsBack("ota-crash", ota.bundles.crash);
     assert.ok(device.events.some((e) => e.name === "abort" && e.boot === boot + 1), "v3 crashed at boot");
   });
 
   test("v3 that hangs on boot is reset by the task watchdog and ABORTED: back on v2", async () => {
-    const { device, boot } = await brokenV3RollsBack("ota-hang", bundles.hang, (running) => {
+    const { device, boot } = await brokenV3RollsBack("ota-hang", ota.bundles.hang, (running) => {
       running.watchdogMs = 3000;
     });
     const reset = await device.waitForEvent("watchdog-reset", { fromBoot: boot + 1 });
@@ -96,12 +82,12 @@ describe("OTA on a twin device", () => {
   });
 
   test("adversarial releases and images are refused with the boot slot and the counter unchanged", async () => {
-    const device = await rig.device("ota-adversary", twinImage(bundles.good, "1.0.0", 5, rig.signer), { [OtaConfigKey.counter]: "5" });
+    const device = await ota.rig.device("ota-adversary", twinImage(ota.bundles.good, "1.0.0", 5, ota.rig.signer), { [OtaConfigKey.counter]: "5" });
     device.start();
     await device.waitForEvent("subscribed");
     const before = flashState(device);
     assert.deepEqual(before, { slot: 0, counter: "5" });
-    const good = twinImage(bundles.good, "2.0.0", 6, rig.signer);
+    const good = twinImage(ota.bundles.good, "2.0.0", 6, ota.rig.signer);
     const flip = (at: number): Uint8Array => {
       const bytes = good.slice();
       bytes[at]! ^= 0x01;
@@ -111,7 +97,7 @@ describe("OTA on a twin device", () => {
     const lyingSize = good.slice();
     new DataView(lyingSize.buffer).setUint32(12, payloadSize - 16, true);
     const stranger = generateSigningKey();
-    const esp32 = signImage(buildUnsignedImage({ payload: buildEsp32App({ version: "2.0.0" }), payloadType: "esp32-app", target: "esp32", version: "2.0.0", counter: 6 }), rig.signer);
+    const esp32 = signImage(buildUnsignedImage({ payload: buildEsp32App({ version: "2.0.0" }), payloadType: "esp32-app", target: "esp32", version: "2.0.0", counter: 6 }), ota.rig.signer);
     const cases: { name: string; served: Uint8Array; announced?: Uint8Array; signer?: typeof stranger; reason: string }[] = [
       { name: "bit flip in the header", served: flip(17), announced: good, reason: "release-mismatch" },
       { name: "bit flip in the payload", served: flip(HEADER_SIZE + 1000), announced: good, reason: "digest-mismatch" },
@@ -119,35 +105,35 @@ describe("OTA on a twin device", () => {
       { name: "truncated", served: good.subarray(0, good.length - 100), announced: good, reason: "truncated" },
       { name: "extra bytes", served: Uint8Array.of(...good, 0), announced: good, reason: "extra-bytes" },
       { name: "header size field lies", served: lyingSize, announced: good, reason: "size-mismatch" },
-      { name: "image signed by an unknown key", served: twinImage(bundles.good, "2.0.0", 6, stranger), reason: "unknown-key" },
+      { name: "image signed by an unknown key", served: twinImage(ota.bundles.good, "2.0.0", 6, stranger), reason: "unknown-key" },
       { name: "release signed by an unknown key", served: good, signer: stranger, reason: "unknown-key" },
-      { name: "valid signature on a lower counter", served: twinImage(bundles.good, "0.9.0", 4, rig.signer), reason: "downgrade" },
+      { name: "valid signature on a lower counter", served: twinImage(ota.bundles.good, "0.9.0", 4, ota.rig.signer), reason: "downgrade" },
       { name: "wrong target", served: esp32, reason: "wrong-target" },
     ];
     for (const c of cases) {
       const seen = device.events.length;
-      const url = rig.serve(c.served);
-      const signer = c.signer ?? rig.signer;
-      await rig.announceRaw(device, signRelease(releaseForImage(c.announced ?? c.served, url, signer), signer));
+      const url = ota.rig.serve(c.served);
+      const signer = c.signer ?? ota.rig.signer;
+      await ota.rig.announceRaw(device, signRelease(releaseForImage(c.announced ?? c.served, url, signer), signer));
       const rejected = await device.waitForEvent("ota-status", { where: (e) => e.detail.state === "rejected" && device.events.indexOf(e) >= seen });
       assert.equal(rejected.detail.reason, c.reason, `${c.name}: ${rejected.detail.detail}`);
       assert.deepEqual(flashState(device), before, c.name);
     }
     assert.equal(device.boots, 1, "no rejected image caused a reboot");
     // and the genuine release still installs afterwards
-    await rig.announce(device, good, rig.serve(good));
+    await ota.rig.announce(device, good, ota.rig.serve(good));
     assert.deepEqual((await nextFirmware(device, 1)).detail, { version: "2.0.0", ota: "pending-verify" });
   });
 
   test("a download cut half way resumes with a Range request instead of starting over", async () => {
-    const device = await rig.device("ota-resume", twinImage(bundles.good, "1.0.0", 1, rig.signer));
+    const device = await ota.rig.device("ota-resume", twinImage(ota.bundles.good, "1.0.0", 1, ota.rig.signer));
     device.start();
     await device.waitForEvent("subscribed");
-    const v2 = twinImage(bundles.good, "2.0.0", 2, rig.signer);
-    const relay = await startCuttingRelay(rig.images.port, Math.floor(v2.length / 2));
-    rig.onClose(() => relay.close());
-    const url = rig.serve(v2, relay.port);
-    await rig.announce(device, v2, url);
+    const v2 = twinImage(ota.bundles.good, "2.0.0", 2, ota.rig.signer);
+    const relay = await startCuttingRelay(ota.rig.images.port, Math.floor(v2.length / 2));
+    ota.rig.onClose(() => relay.close());
+    const url = ota.rig.serve(v2, relay.port);
+    await ota.rig.announce(device, v2, url);
     const interrupted = await device.waitForEvent("ota-interrupted");
     const received = Number(interrupted.detail.received);
     assert.ok(received > 0 && received < v2.length, `cut after ${received} of ${v2.length} bytes`);
@@ -155,19 +141,19 @@ describe("OTA on a twin device", () => {
     assert.equal(resumed.detail.from, received);
     assert.deepEqual((await nextFirmware(device, 1)).detail, { version: "2.0.0", ota: "pending-verify" });
     const path = new URL(url).pathname;
-    const served = rig.images.requests.filter((r) => r.path === path);
+    const served = ota.rig.images.requests.filter((r) => r.path === path);
     assert.deepEqual(served.map((r) => [r.status, r.range]), [[200, undefined], [206, `bytes=${received}-`]]);
   });
 
   test("power cut mid-download: the old image boots, and the update announced again completes", async () => {
-    const device = await rig.device("ota-cut", twinImage(bundles.good, "1.0.0", 1, rig.signer));
+    const device = await ota.rig.device("ota-cut", twinImage(ota.bundles.good, "1.0.0", 1, ota.rig.signer));
     device.start();
     await device.waitForEvent("subscribed");
-    const v2 = twinImage(bundles.good, "2.0.0", 2, rig.signer);
-    const relay = await startCuttingRelay(rig.images.port, Math.floor(v2.length / 2));
-    rig.onClose(() => relay.close());
-    const url = rig.serve(v2, relay.port);
-    await rig.announce(device, v2, url);
+    const v2 = twinImage(ota.bundles.good, "2.0.0", 2, ota.rig.signer);
+    const relay = await startCuttingRelay(ota.rig.images.port, Math.floor(v2.length / 2));
+    ota.rig.onClose(() => relay.close());
+    const url = ota.rig.serve(v2, relay.port);
+    await ota.rig.announce(device, v2, url);
     // the relay holds the download at half way until the device retries; cut power meanwhile
     await device.waitForEvent("ota-interrupted");
     await device.powerCut();
@@ -175,7 +161,7 @@ describe("OTA on a twin device", () => {
     device.start();
     assert.deepEqual((await nextFirmware(device, 1)).detail, { version: "1.0.0", ota: "undefined" });
     await device.waitForEvent("subscribed", { fromBoot: 2 });
-    await rig.announce(device, v2, url);
+    await ota.rig.announce(device, v2, url);
     assert.deepEqual((await nextFirmware(device, 2)).detail, { version: "2.0.0", ota: "pending-verify" });
     await device.waitForEvent("ota-status", { fromBoot: 3, where: (e) => e.detail.state === "valid" });
     assert.deepEqual(flashState(device), { slot: 1, counter: "2" });
