@@ -83,18 +83,19 @@ export class PkiStore {
   }
 
   loadDevice(deviceId: string): Issued | undefined {
-    const paths = this.device(deviceId);
-    if (!existsSync(paths.certPem)) return undefined;
-    const cert = readCertificate(paths.certPem, `certificate of device ${deviceId}`);
-    return issued(cert, readPrivateKey(paths.keyPem, `private key of device ${deviceId}`));
+    return loadIdentity(this.device(deviceId), `device ${deviceId}`);
+  }
+
+  loadService(name: string): Issued | undefined {
+    return loadIdentity(this.service(name), `service account ${name}`);
   }
 
   deviceIds(): string[] {
-    if (!existsSync(this.devicesDir)) return [];
-    return readdirSync(this.devicesDir, { withFileTypes: true })
-      .filter((entry) => entry.isDirectory() && existsSync(this.device(entry.name).certPem))
-      .map((entry) => entry.name)
-      .sort();
+    return identityNames(this.devicesDir, (name) => this.device(name));
+  }
+
+  serviceNames(): string[] {
+    return identityNames(this.servicesDir, (name) => this.service(name));
   }
 
   loadRevocations(): Revocation[] {
@@ -141,6 +142,7 @@ export function validityDays(days: number, now = Date.now()): { notBefore: Date;
 }
 
 export interface Revocation {
+  /** The device id, or the service account's name (svc.*): the certificate's CN. */
   deviceId: string;
   /** Lowercase hex, as `serialNumberHex` gives it. */
   serial: string;
@@ -210,4 +212,18 @@ function issued(cert: X509Certificate, keyPkcs8Der: Uint8Array): Issued {
     certDer: new Uint8Array(cert.raw),
     keyPkcs8Der,
   };
+}
+
+function loadIdentity(paths: DevicePaths, what: string): Issued | undefined {
+  if (!existsSync(paths.certPem)) return undefined;
+  return issued(readCertificate(paths.certPem, `certificate of ${what}`), readPrivateKey(paths.keyPem, `private key of ${what}`));
+}
+
+/** The sub-folders of `dir` that hold a certificate, sorted. */
+function identityNames(dir: string, paths: (name: string) => DevicePaths): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(paths(entry.name).certPem))
+    .map((entry) => entry.name)
+    .sort();
 }

@@ -6,7 +6,7 @@ import { X509Certificate } from "node:crypto";
 import { existsSync } from "node:fs";
 import { writeAll, type OutputFile } from "../certs/atomic-files.ts";
 import { spkiPin } from "../certs/pins.ts";
-import { assertServiceName, chainPem, createCa, generateRsaKeyPkcs8, issueDeviceCert, issueServerCert, issueServiceCert, serialNumberHex, type Issued } from "../certs/pki.ts";
+import { assertServiceName, chainPem, createCa, generateRsaKeyPkcs8, issueDeviceCert, issueServerCert, issueServiceCert, serialNumberHex, SERVICE_PREFIX, type Issued } from "../certs/pki.ts";
 import { CRL_DAYS, DEFAULT_PKI_DIR, identityFiles, isRevocationReason, PkiStore, REVOCATION_REASONS, validityDays, type Revocation } from "../certs/store.ts";
 import { newFleetSecretFile } from "../certs/telemetry-key.ts";
 import { toDeviceId } from "../modules/identity/device-id.ts";
@@ -116,19 +116,24 @@ export function certsCommand(): Command {
     .description("issue a client certificate for a back-end account (svc.*): the telemetry verifier, the OTA publisher")
     .option(...dirOption)
     .option("--days <n>", "lifetime in days", positiveInteger("--days"), 825)
-    .option("--force", "replace an existing certificate")
+    .option("--force", "re-issue: the previous certificate is revoked (superseded)")
     .action(async (name: string, options: { dir: string; days: number; force?: boolean }) => {
       assertServiceName(name);
       const store = new PkiStore(options.dir);
       const ca = store.loadCa();
       const paths = store.service(name);
-      if (options.force !== true && existsSync(paths.certPem)) {
-        throw new CliError(`service account ${name} already has a certificate (${paths.certPem}); nothing was written. Pass --force to replace it`);
+      const previous = existsSync(paths.certPem) ? store.loadService(name) : undefined;
+      if (previous !== undefined && options.force !== true) {
+        throw new CliError(`service account ${name} already has a certificate (${paths.certPem}); nothing was written. Pass --force to re-issue it (the old one is revoked)`);
       }
       const cert = await issueServiceCert(ca, { name, ...validityDays(options.days) });
-      writeAll(identityFiles(cert, paths), true);
+      const files = identityFiles(cert, paths);
+      // Its CN, and so its broker rights, stay the same: the old certificate must stop working.
+      if (previous !== undefined) files.push(...await revocationFiles(store, ca, name, previous, "superseded", false));
+      writeAll(files, true);
       say(`issued ${name}: serial ${serialNumberHex(cert)}, valid until ${new X509Certificate(cert.certPem).validTo}`);
       say(`  ${paths.certPem}; key ${paths.keyPem} (0600). Grant it broker rights with: espguard broker config --verifier/--ota-publisher ${name}`);
+      if (previous !== undefined) say(`  the previous certificate (serial ${serialNumberHex(previous)}) is revoked; reload the broker's CRL`);
     });
 
   certs.command("pins")
@@ -144,18 +149,21 @@ export function certsCommand(): Command {
     });
 
   certs.command("revoke <id>")
-    .description("revoke a device's certificate and re-sign the CRL (mosquitto's crlfile)")
+    .description("revoke a device's or a service account's (svc.*) certificate and re-sign the CRL (mosquitto's crlfile)")
     .option(...dirOption)
     .option("--reason <reason>", `one of ${REVOCATION_REASONS.join(", ")}`, "keyCompromise")
     .action(async (id: string, options: { dir: string; reason: string }) => {
-      const deviceId = toDeviceId(id);
+      const service = id.startsWith(SERVICE_PREFIX);
+      if (service) assertServiceName(id);
+      else toDeviceId(id);
       if (!isRevocationReason(options.reason)) throw new CliError(`--reason must be one of ${REVOCATION_REASONS.join(", ")}, got ${JSON.stringify(options.reason)}`);
       const store = new PkiStore(options.dir);
       const ca = store.loadCa();
-      const cert = store.loadDevice(deviceId);
-      if (cert === undefined) throw new CliError(`no certificate for device ${deviceId} in ${store.dir}; nothing to revoke`);
-      writeAll(await revocationFiles(store, ca, deviceId, cert, options.reason, true), true);
-      say(`revoked ${deviceId} (serial ${serialNumberHex(cert)}); CRL ${store.crlPem} re-signed.`);
+      const what = service ? "service account" : "device";
+      const cert = service ? store.loadService(id) : store.loadDevice(id);
+      if (cert === undefined) throw new CliError(`no certificate for ${what} ${id} in ${store.dir}; nothing to revoke`);
+      writeAll(await revocationFiles(store, ca, id, cert, options.reason, true), true);
+      say(`revoked ${what} ${id} (serial ${serialNumberHex(cert)}); CRL ${store.crlPem} re-signed.`);
       say("mosquitto reads its crlfile at start and on reload: regenerate the broker folder (espguard broker config --force), then reload (SIGHUP) or restart the broker; a reload refuses new connections, a restart also cuts open sessions");
     });
 
@@ -171,7 +179,7 @@ export function certsCommand(): Command {
     });
 
   certs.command("list")
-    .description("devices with serial, expiry and revocation status")
+    .description("devices and service accounts with serial, expiry and revocation status")
     .option(...dirOption)
     .option("--json", "print JSON")
     .action((options: { dir: string; json?: boolean }) => {
@@ -179,8 +187,9 @@ export function certsCommand(): Command {
       const ca = new X509Certificate(store.loadCa().certPem);
       const revoked = new Map(store.loadRevocations().map((entry) => [entry.serial, entry]));
       const now = Date.now();
-      const rows = store.deviceIds().map((deviceId) => {
-        const cert = new X509Certificate(store.loadDevice(deviceId)!.certPem);
+      const identities = [...store.deviceIds().map((id) => [id, store.loadDevice(id)!] as const), ...store.serviceNames().map((id) => [id, store.loadService(id)!] as const)];
+      const rows = identities.map(([deviceId, issuedCert]) => {
+        const cert = new X509Certificate(issuedCert.certPem);
         const serial = serialNumberHex({ certDer: cert.raw });
         const revocation = revoked.get(serial);
         const status = revocation !== undefined ? "revoked" : !cert.checkIssued(ca) ? "other-ca" : Date.parse(cert.validTo) < now ? "expired" : "valid";
@@ -191,7 +200,7 @@ export function certsCommand(): Command {
         return;
       }
       say(`CA "${ca.subject.replace(/^CN=/, "")}" valid until ${new Date(ca.validTo).toISOString()}`);
-      if (rows.length === 0) say("no devices");
+      if (rows.length === 0) say("no devices and no service accounts");
       for (const row of rows) say(`${row.deviceId.padEnd(32)} ${row.serial}  ${row.notAfter}  ${row.status}${row.revokedAt === undefined ? "" : ` ${row.revokedAt}`}`);
     });
 
@@ -212,14 +221,16 @@ async function brokerKeys(store: PkiStore, mode: "new" | "reissue" | "rotate"): 
   return { keyPkcs8Der, backupKeyPkcs8Der, keyFiles: [keyFile(store.serverKey, keyPkcs8Der), keyFile(store.backupKey, backupKeyPkcs8Der)] };
 }
 
-async function revocationFiles(store: PkiStore, ca: Issued, deviceId: string, cert: Issued, reason: Revocation["reason"], failIfRevoked: boolean): Promise<OutputFile[]> {
+/** `id` is a device id or a service account's name. */
+async function revocationFiles(store: PkiStore, ca: Issued, id: string, cert: Issued, reason: Revocation["reason"], failIfRevoked: boolean): Promise<OutputFile[]> {
   const revocations = store.loadRevocations();
   const serial = serialNumberHex(cert);
   if (revocations.some((entry) => entry.serial === serial)) {
-    if (failIfRevoked) throw new CliError(`device ${deviceId}'s certificate (serial ${serial}) is already revoked; issue a new one with: espguard certs device ${deviceId} --force`);
+    const reissue = id.startsWith(SERVICE_PREFIX) ? `espguard certs service ${id} --force` : `espguard certs device ${id} --force`;
+    if (failIfRevoked) throw new CliError(`${id}'s certificate (serial ${serial}) is already revoked; issue a new one with: ${reissue}`);
     return store.crlFiles(ca, revocations);
   }
-  return store.crlFiles(ca, [...revocations, { deviceId, serial, revokedAt: new Date().toISOString(), reason }]);
+  return store.crlFiles(ca, [...revocations, { deviceId: id, serial, revokedAt: new Date().toISOString(), reason }]);
 }
 
 function printPins(current: string, backup: string): void {

@@ -140,7 +140,7 @@ describe("certs revoke / list / device --force", () => {
       (error: { stdout: string; stderr: string }) => /certificate revoked/.test(error.stdout + error.stderr),
     );
     const rows = JSON.parse((await espguardOk(dir, ["certs", "list", "--json"])).stdout) as { deviceId: string; serial: string; status: string }[];
-    assert.deepEqual(rows.map((row) => [row.deviceId, row.status]), [["dev-a", "valid"], ["dev-b", "revoked"]]);
+    assert.deepEqual(rows.map((row) => [row.deviceId, row.status]), [["dev-a", "valid"], ["dev-b", "revoked"], ["svc.verifier", "valid"]]);
     assert.equal(rows[1]!.serial.toUpperCase(), serial);
     const text = (await espguardOk(dir, ["certs", "list"])).stdout;
     assert.match(text, /dev-b\s+[0-9a-f]+\s+\S+\s+revoked/);
@@ -158,6 +158,37 @@ describe("certs revoke / list / device --force", () => {
     const crl = openssl("crl", "-in", join(store, "crl.pem"), "-noout", "-text");
     assert.match(crl, new RegExp(`Serial Number: ${oldSerial}[\\s\\S]*Superseded`));
     assert.match(openssl("verify", "-CAfile", join(store, "ca.pem"), "-crl_check", "-CRLfile", join(store, "crl.pem"), join(store, "devices/dev-a/cert.pem")), /: OK/);
+  });
+});
+
+describe("service accounts: revoke and re-issue", () => {
+  const serialOf = (pem: string) => openssl("x509", "-in", pem, "-noout", "-serial").trim().replace("serial=", "");
+  const verifies = (store: string, pem: string) =>
+    openssl("verify", "-CAfile", join(store, "ca.pem"), "-crl_check", "-CRLfile", join(store, "crl.pem"), pem);
+
+  test("revoke svc.*: the CRL names it, openssl refuses it, list shows it revoked", async () => {
+    const dir = copyOfBase();
+    const store = join(dir, ".espguard/pki");
+    const pem = join(store, "services/svc.verifier/cert.pem");
+    await espguardOk(dir, ["certs", "revoke", "svc.verifier"]);
+    assert.match(openssl("crl", "-in", join(store, "crl.pem"), "-noout", "-text"), new RegExp(`Serial Number: ${serialOf(pem)}`));
+    assert.throws(() => verifies(store, pem), (error: { stdout: string; stderr: string }) => /certificate revoked/.test(error.stdout + error.stderr));
+    const rows = JSON.parse((await espguardOk(dir, ["certs", "list", "--json"])).stdout) as { deviceId: string; status: string }[];
+    assert.deepEqual(rows.find((row) => row.deviceId === "svc.verifier")?.status, "revoked");
+    const again = await espguard(dir, ["certs", "revoke", "svc.verifier"]);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /already revoked; issue a new one with: espguard certs service svc.verifier --force/);
+  });
+
+  test("service --force revokes the previous certificate as superseded: its CN keeps the account's broker rights", async () => {
+    const dir = copyOfBase();
+    const store = join(dir, ".espguard/pki");
+    const pem = join(store, "services/svc.verifier/cert.pem");
+    const oldSerial = serialOf(pem);
+    await espguardOk(dir, ["certs", "service", "svc.verifier", "--force"]);
+    assert.notEqual(serialOf(pem), oldSerial);
+    assert.match(openssl("crl", "-in", join(store, "crl.pem"), "-noout", "-text"), new RegExp(`Serial Number: ${oldSerial}[\\s\\S]*Superseded`));
+    assert.match(verifies(store, pem), /: OK/);
   });
 });
 
@@ -234,6 +265,8 @@ describe("bad input: a clear error, a non-zero exit, and the folder unchanged", 
       refused(base, ["certs", "device", "dev-z", "--days", "0"], /--days must be a whole number/),
       refused(base, ["certs", "revoke", "dev-a", "--reason", "bored"], /--reason must be one of/),
       refused(base, ["certs", "revoke", "dev-nope"], /no certificate for device dev-nope/),
+      refused(base, ["certs", "revoke", "svc.nope"], /no certificate for service account svc.nope/),
+      refused(base, ["certs", "revoke", "svc.Bad"], /invalid service account name/),
     ]);
   });
 });
