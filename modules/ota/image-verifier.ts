@@ -118,7 +118,8 @@ export class ImageVerifier {
     }
     const payloadEnd = HEADER_SIZE + this.#header!.payloadSize;
     const payloadTaken = Math.min(Math.max(payloadEnd - this.#received, 0), bytes.length - at);
-    const payload = bytes.subarray(at, at + payloadTaken);
+    // a chunk wholly inside the payload is passed on as it is, not as a new view of itself
+    const payload = at === 0 && payloadTaken === bytes.length ? bytes : bytes.subarray(at, at + payloadTaken);
     if (payloadTaken > 0) {
       this.#digest.write(payload);
       this.#received += payloadTaken;

@@ -63,6 +63,8 @@ export function readableBytes(data: unknown, where: string, strings: boolean): U
     return utf8.encode(data);
   }
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  // the common case, read in place: a view of it would cost an allocation per write
+  if (data instanceof Uint8Array) return data;
   if (ArrayBuffer.isView(data) && (data instanceof DataView || (data as Uint8Array).BYTES_PER_ELEMENT === 1))
     return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   const accepted = strings ? "a string, an ArrayBuffer, a DataView or a Uint8Array" : "an ArrayBuffer, a DataView or a Uint8Array";
