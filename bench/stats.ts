@@ -12,11 +12,11 @@ export const median = (values: readonly number[]): number => percentile(values, 
 
 /**
  * Runs each contender once per round, in turns, and keeps every duration (ms) per contender; a few
- * untimed rounds first, so the JIT has compiled every contender before any is timed.
+ * untimed rounds first (`warmup`), so the JIT has compiled every contender before any is timed.
  */
-export async function interleave(rounds: number, contenders: Readonly<Record<string, () => unknown>>): Promise<Record<string, number[]>> {
+export async function interleave(rounds: number, contenders: Readonly<Record<string, () => unknown>>, warmup = WARMUP_ROUNDS): Promise<Record<string, number[]>> {
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(contenders).map((name) => [name, []]));
-  for (let i = 0; i < WARMUP_ROUNDS; i++) for (const run of Object.values(contenders)) await run();
+  for (let i = 0; i < warmup; i++) for (const run of Object.values(contenders)) await run();
   for (let i = 0; i < rounds; i++) {
     for (const [name, run] of Object.entries(contenders)) {
       const start = performance.now();
