@@ -54,6 +54,9 @@ export class MemoryReplayStore implements ReplayStore {
 }
 
 const LOCK_TIMEOUT_MS = 5000;
+// Making and removing a lock locks its folder in the kernel: instances claiming for different
+// devices should not queue on one folder.
+const LOCK_BUCKETS = 16;
 /** Widest reorder window the file store holds: its record must stay within RECORD_BYTES. */
 export const MAX_FILE_WINDOW = 256;
 // {"last":<16 digits>,"below":[<up to 256 offsets of ≤ 3 digits>]}, padded with spaces
@@ -61,6 +64,10 @@ const RECORD_BYTES = 2048;
 const OPEN_FILES = 256;
 const SHARED_MEMORY = "/dev/shm";
 const pause = new Int32Array(new SharedArrayBuffer(4));
+
+function bucketName(bucket: number): string {
+  return bucket.toString(16).padStart(2, "0");
+}
 
 function alive(pid: number): boolean {
   try {
@@ -85,7 +92,14 @@ export class FileReplayStore implements ReplayStore {
     mkdirSync(dir, { recursive: true });
     const name = `espguard-verifier-locks-${createHash("sha256").update(realpathSync(dir)).digest("hex").slice(0, 16)}`;
     this.lockDir = existsSync(SHARED_MEMORY) ? join(SHARED_MEMORY, name) : join(dir, "locks");
-    mkdirSync(this.lockDir, { recursive: true, mode: 0o700 });
+    for (let bucket = 0; bucket < LOCK_BUCKETS; bucket++) mkdirSync(join(this.lockDir, bucketName(bucket)), { recursive: true, mode: 0o700 });
+  }
+
+  /** Where the lock of `dev` lives: one of LOCK_BUCKETS folders, by a hash of the id. */
+  lockPath(dev: string): string {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < dev.length; i++) hash = Math.imul(hash ^ dev.charCodeAt(i), 0x01000193);
+    return join(this.lockDir, bucketName((hash >>> 0) % LOCK_BUCKETS), `${dev}.lock`);
   }
 
   claim(dev: string, seq: number): ClaimResult {
@@ -152,7 +166,7 @@ export class FileReplayStore implements ReplayStore {
 
   /** Takes the device's lock and returns its path, which the caller unlinks to release it. */
   #lock(dev: string): string {
-    const lock = join(this.lockDir, `${dev}.lock`);
+    const lock = this.lockPath(dev);
     const deadline = Date.now() + LOCK_TIMEOUT_MS;
     for (;;) {
       try {
