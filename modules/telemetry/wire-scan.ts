@@ -203,6 +203,20 @@ class Scan {
 }
 
 /**
+ * The value of text[start, end) when it is digits only, else NaN (which readHeader refuses for seq
+ * and ts). Exact: a canonical integer token is at most 2^53 − 1.
+ */
+function digitsValue(text: string, start: number, end: number): number {
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const unit = text.charCodeAt(i);
+    if (!isDigit(unit)) return NaN;
+    value = value * 10 + (unit - ZERO);
+  }
+  return value;
+}
+
+/**
  * The header, signed bytes and sig of `wire` when it is plainly canonical and its header and sig
  * are valid; otherwise undefined, and only the full check can tell whether and why it is refused.
  */
@@ -247,8 +261,8 @@ export function scanWire(wire: string): ScannedWire | undefined {
       if (keyLength === 3) {
         if (wire.startsWith("dev", key)) dev = quoted ? wire.slice(start + 1, end - 1) : null;
         else if (wire.startsWith("kid", key)) kid = quoted ? wire.slice(start + 1, end - 1) : null;
-        else if (wire.startsWith("seq", key)) seq = Number(wire.slice(start, end));
-      } else if (keyLength === 2 && wire.startsWith("ts", key)) ts = Number(wire.slice(start, end));
+        else if (wire.startsWith("seq", key)) seq = digitsValue(wire, start, end);
+      } else if (keyLength === 2 && wire.startsWith("ts", key)) ts = digitsValue(wire, start, end);
     }
     const next = wire.charCodeAt(end);
     if (next === CLOSE_OBJECT) {
