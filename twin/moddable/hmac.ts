@@ -40,6 +40,11 @@ const rotateA = (a: number): number => ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (
 // Eight rounds per pass with the working variables renamed instead of shifted along.
 function compress(state: Int32Array, bytes: Uint8Array, at: number): void {
   for (let i = 0; i < 16; i++, at += 4) w[i] = (bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!;
+  rounds(state);
+}
+
+/** Compresses the block already in w[0..15] into `state`. */
+function rounds(state: Int32Array): void {
   for (let i = 16; i < 64; i++) {
     const x = w[i - 15]!, y = w[i - 2]!;
     w[i] = (((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3)) + w[i - 7]! +
@@ -134,11 +139,7 @@ function pad(length: number): number {
   return total;
 }
 
-// The outer hash's one block: the inner digest, then padding for 64 + 32 bytes.
-const outerBlock = new Uint8Array(BLOCK);
-outerBlock[32] = 0x80;
-outerBlock[BLOCK - 2] = ((BLOCK + 32) * 8) >>> 8;
-outerBlock[BLOCK - 1] = (BLOCK + 32) * 8;
+const OUTER_PADDING = Int32Array.of(0x80000000 | 0, 0, 0, 0, 0, 0, 0, (BLOCK + 32) * 8);
 
 function writeDigest(state: Int32Array, out: Uint8Array): void {
   for (let i = 0; i < 8; i++) {
@@ -152,9 +153,11 @@ function macPadded(pads: { inner: Int32Array; outer: Int32Array }, length: numbe
   const total = pad(length);
   running.set(pads.inner);
   for (let at = 0; at < total; at += BLOCK) compress(running, padded, at);
-  writeDigest(running, outerBlock);
+  // The outer hash's one block, as words: the inner digest, then padding for 64 + 32 bytes.
+  w.set(running);
+  w.set(OUTER_PADDING, 8);
   running.set(pads.outer);
-  compress(running, outerBlock, 0);
+  rounds(running);
   writeDigest(running, out);
 }
 
