@@ -52,8 +52,9 @@ export class EnvelopeKey {
   }
 
   /**
-   * Whether `sig` signs `signed` (the canonical bytes, as text or as bytes). Every byte is compared, so the time taken tells nothing about
-   * how close a forged sig came; only `sig`, which the sender chose, steers a branch.
+   * Whether `sig` signs `signed` (the canonical bytes, as text or as bytes). Every byte is
+   * compared, so the time taken tells nothing about how close a forged sig came; only `sig`, which
+   * the sender chose, steers a branch.
    */
   matches(signed: CanonicalJson | Uint8Array, sig: SigHex): boolean {
     const mac = new Uint8Array(this.#hmac.process(signed));

@@ -163,19 +163,28 @@ class Scan {
   }
 
   object(at: number, depth: number): number {
-    const text = this.text;
     let previous = -1;
     let previousEnd = -1;
     return this.#items(at, depth, CLOSE_OBJECT, (i) => {
-      if (text.charCodeAt(i) !== QUOTE) return NOT_CANONICAL;
-      const keyEnd = this.string(i);
-      if (keyEnd === NOT_CANONICAL || text.charCodeAt(keyEnd) !== COLON) return NOT_CANONICAL;
-      if (previous >= 0 && !before(text, previous, previousEnd, i + 1, keyEnd - 1)) return NOT_CANONICAL;
+      const keyEnd = this.key(i, previous, previousEnd);
+      if (keyEnd === NOT_CANONICAL) return NOT_CANONICAL;
       previous = i + 1;
       previousEnd = keyEnd - 1;
       this.separator(COLON);
       return this.value(keyEnd + 1, depth);
     });
+  }
+
+  /**
+   * A member's `"key":`, which must sort after its object's previous key, text[previous,
+   * previousEnd) (none when previous < 0); returns the index of the colon.
+   */
+  key(at: number, previous: number, previousEnd: number): number {
+    const text = this.text;
+    if (text.charCodeAt(at) !== QUOTE) return NOT_CANONICAL;
+    const keyEnd = this.string(at);
+    if (keyEnd === NOT_CANONICAL || text.charCodeAt(keyEnd) !== COLON) return NOT_CANONICAL;
+    return previous < 0 || before(text, previous, previousEnd, at + 1, keyEnd - 1) ? keyEnd : NOT_CANONICAL;
   }
 
   // A container's brackets and commas; `item` reads one element or member and returns its end.
@@ -234,13 +243,11 @@ export function scanWire(wire: string): ScannedWire | undefined {
   let seq = NaN;
   let ts: number | undefined;
   for (let i = 1; ;) {
-    if (wire.charCodeAt(i) !== QUOTE) return undefined;
     const mark = scan.length;
     if (mark > 1) scan.separator(COMMA);
-    const keyEnd = scan.string(i);
-    if (keyEnd === NOT_CANONICAL || wire.charCodeAt(keyEnd) !== COLON) return undefined;
+    const keyEnd = scan.key(i, previous, previousEnd);
+    if (keyEnd === NOT_CANONICAL) return undefined;
     const key = i + 1;
-    if (previous >= 0 && !before(wire, previous, previousEnd, key, keyEnd - 1)) return undefined;
     previous = key;
     previousEnd = keyEnd - 1;
     const start = keyEnd + 1;

@@ -4,7 +4,7 @@
 // One-shot SHA-256 MACs (process()) are the verifier's hot path, where node:crypto's per-call
 // object setup costs more than hashing ~150 bytes. There the twin keeps the key's padded inner and
 // outer SHA-256 states, as RFC 2104 §4 suggests, and runs only the message's blocks in JS.
-import { createHmac, type Hmac } from "node:crypto";
+import { createHash, createHmac, type Hmac } from "node:crypto";
 import type { Digest } from "./crypt.ts";
 import { CryptStateError, describe, type DigestKind, lendDigest, ModdableBugError, readableBytes, toArrayBuffer } from "./crypt-support.ts";
 
@@ -65,36 +65,12 @@ function rounds(state: Int32Array): void {
   state[4] = state[4]! + e | 0; state[5] = state[5]! + f | 0; state[6] = state[6]! + g | 0; state[7] = state[7]! + h | 0;
 }
 
-const tail = new Uint8Array(2 * BLOCK);
 const running = new Int32Array(8);
-
-/** Hashes `bytes` on from `state` (which has absorbed `prefix` whole blocks) and writes the digest big-endian to `out`. */
-function finish(state: Int32Array, prefix: number, bytes: Uint8Array, out: Uint8Array): void {
-  running.set(state);
-  const length = bytes.length;
-  const whole = length - (length % BLOCK);
-  for (let at = 0; at < whole; at += BLOCK) compress(running, bytes, at);
-  const rest = length - whole;
-  for (let i = 0; i < rest; i++) tail[i] = bytes[whole + i]!;
-  tail[rest] = 0x80;
-  const end = rest + 9 > BLOCK ? 2 * BLOCK : BLOCK;
-  for (let i = rest + 1; i < end - 5; i++) tail[i] = 0;
-  const bits = (prefix + length) * 8;
-  tail[end - 5] = bits / 2 ** 32;
-  tail[end - 4] = bits >>> 24; tail[end - 3] = bits >>> 16; tail[end - 2] = bits >>> 8; tail[end - 1] = bits;
-  compress(running, tail, 0);
-  if (end > BLOCK) compress(running, tail, BLOCK);
-  writeDigest(running, out);
-}
 
 /** The SHA-256 states after the key's inner and outer pads (RFC 2104 §4: computed once per key). */
 function padStates(key: Uint8Array): { inner: Int32Array; outer: Int32Array } {
   const block = new Uint8Array(BLOCK);
-  if (key.length > BLOCK) {
-    const hashed = new Uint8Array(32);
-    finish(IV, 0, key, hashed);
-    block.set(hashed);
-  } else block.set(key);
+  block.set(key.length > BLOCK ? createHash("sha256").update(key).digest() : key);
   const pad = (byte: number): Int32Array => {
     const state = IV.slice();
     compress(state, block.map((b) => b ^ byte), 0);
@@ -161,8 +137,6 @@ function macPadded(pads: { inner: Int32Array; outer: Int32Array }, length: numbe
   writeDigest(running, out);
 }
 
-const innerDigest = new Uint8Array(32);
-
 export default class HMAC {
   readonly #kind: DigestKind;
   #key: Uint8Array = new Uint8Array(0);
@@ -214,15 +188,15 @@ export default class HMAC {
     const mac = new ArrayBuffer(32);
     const out = new Uint8Array(mac);
     const message = data[0]!;
-    if (typeof message !== "string") {
+    let length: number;
+    if (typeof message === "string" && copyAscii(message)) length = message.length;
+    else {
+      // bytes, or a string's UTF-8 (readableBytes refuses what XS would hash differently)
       const bytes = message instanceof Uint8Array ? message : readableBytes(message, "HMAC.update", true);
       copyBytes(bytes);
-      macPadded(this.#pads, bytes.length, out);
-    } else if (copyAscii(message)) macPadded(this.#pads, message.length, out);
-    else {
-      finish(this.#pads.inner, BLOCK, readableBytes(message, "HMAC.update", true), innerDigest);
-      finish(this.#pads.outer, BLOCK, innerDigest, out);
+      length = bytes.length;
     }
+    macPadded(this.#pads, length, out);
     // as after close(): the board's Digest is left finalised
     this.#mac = undefined;
     return mac;
